@@ -1,0 +1,56 @@
+//! Typed configuration of one node, with every default in one place.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a node needs to start. `Default` gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Raft node id (unique in the cluster, > 0).
+    pub node_id: u64,
+    /// Where the Raft log, vote and snapshots live.
+    pub data_dir: PathBuf,
+    /// Client API listener (HTTP/JSON, SSE, /metrics).
+    pub client_addr: SocketAddr,
+    /// Peer (Raft) listener.
+    pub peer_addr: SocketAddr,
+    /// Initialize a new single-node cluster when the data dir is empty.
+    pub bootstrap: bool,
+    /// Largest accepted KV value.
+    pub max_value_bytes: usize,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+    /// Take a snapshot (and purge the log behind it) every this many applied entries.
+    pub snapshot_every: u64,
+    /// Events kept for watches and blocking queries.
+    pub history_max_events: usize,
+    /// Bytes of event history kept.
+    pub history_max_bytes: usize,
+    /// Idle watch streams get a progress event at least this often.
+    pub progress_interval: Duration,
+    /// Raft heartbeat interval.
+    pub heartbeat_interval: Duration,
+    /// Raft election timeout range (min, max).
+    pub election_timeout: (Duration, Duration),
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            node_id: 1,
+            data_dir: PathBuf::from("concord-data"),
+            client_addr: "127.0.0.1:7600".parse().expect("static addr"),
+            peer_addr: "127.0.0.1:7601".parse().expect("static addr"),
+            bootstrap: false,
+            max_value_bytes: 1 << 20,
+            max_body_bytes: 2 << 20,
+            snapshot_every: 10_000,
+            history_max_events: 100_000,
+            history_max_bytes: 64 << 20,
+            progress_interval: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
+        }
+    }
+}

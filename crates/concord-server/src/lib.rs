@@ -1,0 +1,1 @@
+//! A Concord node.

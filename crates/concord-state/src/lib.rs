@@ -1,0 +1,24 @@
+//! The replicated state machine behind every Concord node.
+//!
+//! `apply` is pure: no clock, no randomness, no I/O. Every node applies the same
+//! `Command`s in log order and reaches the same state, which is what makes it safe
+//! to replicate through Raft and easy to property-test. One global revision counts
+//! every change; watches and blocking queries are driven by it.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+mod command;
+mod history;
+mod kv;
+mod lease;
+mod machine;
+mod registry;
+mod snapshot;
+
+pub use command::{Command, Compare, CompareValue, Outcome, StateError, TxnOp, TxnOpOutcome};
+pub use history::{Event, EventKind, HistoryLimits};
+pub use kv::KvEntry;
+pub use lease::Lease;
+pub use machine::StateMachine;
+pub use registry::{InstanceRecord, Service};
+pub use snapshot::SnapshotError;
