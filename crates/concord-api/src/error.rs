@@ -26,6 +26,7 @@ pub struct ErrorDetail {
 pub enum ErrorCode {
     InvalidArgument,
     NotFound,
+    MethodNotAllowed,
     CasFailed,
     Conflict,
     Compacted,
@@ -41,6 +42,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidArgument => "invalid_argument",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::CasFailed => "cas_failed",
             ErrorCode::Conflict => "conflict",
             ErrorCode::Compacted => "compacted",
@@ -56,6 +58,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidArgument => 400,
             ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
             ErrorCode::CasFailed | ErrorCode::Conflict => 409,
             ErrorCode::Compacted => 410,
             ErrorCode::TooLarge => 413,

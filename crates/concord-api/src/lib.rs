@@ -11,6 +11,7 @@ pub mod lease;
 pub mod registry;
 pub mod status;
 pub mod txn;
+pub mod validate;
 pub mod watch;
 
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};

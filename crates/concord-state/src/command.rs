@@ -8,73 +8,123 @@ use crate::kv::KvEntry;
 
 /// A change to replicated state. Inputs are already validated by the server;
 /// `apply` still refuses what would break an invariant (missing lease, failed CAS).
+///
+/// Serializes in postcard as well as JSON (see `wire` for how the embedded API
+/// types are kept decodable).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Register or replace an instance. With `spec.ttl_secs` a fresh private lease is
-    /// granted and bound to it (any previous private lease of the instance is dropped).
+    /// granted and bound to it (any previous private lease of the instance is dropped,
+    /// deleting any key a client had bound to it).
     Register {
+        /// Service name.
         service: String,
+        /// Instance id, unique within the service.
         id: String,
+        /// What to register; `ttl_secs` makes the instance ephemeral.
+        #[serde(with = "crate::wire::instance_spec")]
         spec: InstanceSpec,
     },
-    /// Remove an instance (and its private lease).
-    Deregister { service: String, id: String },
+    /// Remove an instance (and its private lease, with any key bound to it).
+    Deregister {
+        /// Service name.
+        service: String,
+        /// Instance id.
+        id: String,
+    },
     /// Write a key. `cas`: the mod_revision that must be current (0 = must not exist).
     Put {
+        /// The key.
         key: String,
+        /// The new value.
         value: Vec<u8>,
+        /// Lease to bind the key to (it must exist); `None` unbinds it.
         lease: Option<u64>,
+        /// Compare-and-swap guard on the key's mod_revision.
         cas: Option<u64>,
     },
     /// Delete a key, or every key under a prefix. `cas` only applies to single keys.
     Delete {
+        /// The key, or the prefix when `prefix` is set.
         key: String,
+        /// Delete every key starting with `key`.
         prefix: bool,
+        /// Compare-and-swap guard for a single key; ignored for prefixes.
         cas: Option<u64>,
     },
     /// Compares, then one branch, atomically, under one revision.
     Txn {
+        /// Guards that must all hold for `success` to run.
         compare: Vec<Compare>,
+        /// Ops run when every compare holds.
         success: Vec<TxnOp>,
+        /// Ops run otherwise.
         failure: Vec<TxnOp>,
     },
     /// Grant a lease; the state machine picks the id.
-    LeaseGrant { ttl_secs: u32 },
+    LeaseGrant {
+        /// Time to live; only the leader's timers use it.
+        ttl_secs: u32,
+    },
     /// Revoke a lease: everything bound to it is deleted (instances as `deregister`).
-    LeaseRevoke { id: u64 },
+    LeaseRevoke {
+        /// The lease.
+        id: u64,
+    },
     /// The leader saw a lease run out: like revoke, but instances go as `expire`.
-    LeaseExpire { id: u64 },
+    LeaseExpire {
+        /// The lease.
+        id: u64,
+    },
 }
 
 /// One guard of a transaction.
+///
+/// A missing key counts as version, create_revision and mod_revision 0; its value
+/// only satisfies `!=`. A `value` whose kind does not fit `target` never holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Compare {
+    /// The key looked at.
     pub key: String,
+    /// What of the key is compared.
     pub target: CompareTarget,
+    /// How the key's side relates to `value`.
     pub op: CompareOp,
+    /// The other side.
     pub value: CompareValue,
 }
 
 /// The value side of a compare: bytes for `value`, a number for the revision targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompareValue {
+    /// For the `value` target; compared lexicographically.
     Bytes(Vec<u8>),
+    /// For `version`, `create_revision` and `mod_revision`.
     Number(u64),
 }
 
 /// One operation inside a transaction branch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
+    /// Write a key, like `Command::Put` without CAS.
     Put {
+        /// The key.
         key: String,
+        /// The new value.
         value: Vec<u8>,
+        /// Lease to bind to; checked before the branch changes anything.
         lease: Option<u64>,
     },
+    /// Read a key as the branch has left it so far.
     Get {
+        /// The key.
         key: String,
     },
+    /// Delete a key or a prefix.
     Delete {
+        /// The key, or the prefix when `prefix` is set.
         key: String,
+        /// Delete every key starting with `key`.
         prefix: bool,
     },
 }
@@ -82,41 +132,79 @@ pub enum TxnOp {
 /// What one transaction operation did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOpOutcome {
-    Put { key: String },
-    Get { key: String, entry: Option<KvEntry> },
-    Delete { key: String, deleted: u64 },
+    /// The key was written.
+    Put {
+        /// The key.
+        key: String,
+    },
+    /// The key as read, `None` if absent.
+    Get {
+        /// The key.
+        key: String,
+        /// Its entry at that point of the branch.
+        entry: Option<KvEntry>,
+    },
+    /// Keys removed.
+    Delete {
+        /// The key or prefix.
+        key: String,
+        /// How many keys went.
+        deleted: u64,
+    },
 }
 
 /// What applying a command produced. `revision` is the store revision after it
 /// (unchanged when nothing changed, e.g. a transaction whose branch only reads).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
+    /// Answer to `Register`.
     Registered {
+        /// Store revision after the command.
         revision: u64,
+        /// The instance as stored.
+        #[serde(with = "crate::wire::instance")]
         instance: Instance,
+        /// Its new private lease, for ephemeral instances.
         lease: Option<u64>,
     },
+    /// Answer to `Deregister`.
     Deregistered {
+        /// Store revision after the command.
         revision: u64,
     },
+    /// Answer to `Put`.
     Put {
+        /// Store revision after the command.
         revision: u64,
     },
+    /// Answer to `Delete`.
     Deleted {
+        /// Store revision after the command (unchanged if nothing was deleted).
         revision: u64,
+        /// How many keys went.
         deleted: u64,
     },
+    /// Answer to `Txn`.
     Txn {
+        /// Store revision after the command (unchanged if the branch changed nothing).
         revision: u64,
+        /// Whether every compare held, i.e. `success` ran.
         succeeded: bool,
+        /// One result per op of the branch that ran, in order.
         results: Vec<TxnOpOutcome>,
     },
+    /// Answer to `LeaseGrant`.
     LeaseGranted {
+        /// Store revision after the command.
         revision: u64,
+        /// The new lease's id.
         id: u64,
+        /// Its time to live, echoed.
         ttl_secs: u32,
     },
+    /// Answer to `LeaseRevoke` and `LeaseExpire`.
     LeaseRevoked {
+        /// Store revision after the command.
         revision: u64,
     },
     /// The command was refused; nothing changed. Refusals are replicated results, not faults.
@@ -126,10 +214,21 @@ pub enum Outcome {
 /// Why a command was refused. Deterministic, so every replica refuses alike.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum StateError {
+    /// A CAS guard did not match; `current` lets the client retry.
     #[error("compare-and-swap failed: the key's mod_revision is {current}")]
-    CasFailed { current: u64 },
+    CasFailed {
+        /// The key's mod_revision now, 0 if absent.
+        current: u64,
+    },
+    /// A put or revoke named a lease that does not exist.
     #[error("lease {0:016x} not found")]
     LeaseNotFound(u64),
+    /// A deregister named an instance that does not exist.
     #[error("instance {service}/{id} not found")]
-    InstanceNotFound { service: String, id: String },
+    InstanceNotFound {
+        /// Service name.
+        service: String,
+        /// Instance id.
+        id: String,
+    },
 }

@@ -6,14 +6,22 @@
 //! every change; watches and blocking queries are driven by it.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
 
 mod command;
 mod history;
+mod invariants;
 mod kv;
 mod lease;
 mod machine;
+#[cfg(test)]
+mod proptests;
 mod registry;
 mod snapshot;
+#[cfg(test)]
+mod testutil;
+mod txn;
+mod wire;
 
 pub use command::{Command, Compare, CompareValue, Outcome, StateError, TxnOp, TxnOpOutcome};
 pub use history::{Event, EventKind, HistoryLimits};

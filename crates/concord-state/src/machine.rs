@@ -1,12 +1,12 @@
 //! The state machine: apply, queries, history.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::command::{Command, Outcome};
-use crate::history::{Event, HistoryLimits};
+use crate::history::{Event, EventKind, HistoryLimits};
 use crate::kv::KvEntry;
 use crate::lease::Lease;
-use crate::registry::Service;
+use crate::registry::{InstanceRecord, Service};
 
 /// All replicated state of one node.
 ///
@@ -19,22 +19,106 @@ pub struct StateMachine {
     pub(crate) services: BTreeMap<String, Service>,
     pub(crate) leases: BTreeMap<u64, Lease>,
     pub(crate) next_lease_id: u64,
-    pub(crate) history: std::collections::VecDeque<Event>,
+    pub(crate) history: VecDeque<Event>,
     pub(crate) history_bytes: usize,
     /// Events with revision <= this are gone; watches from before it get `compacted`.
     pub(crate) compacted: u64,
     pub(crate) limits: HistoryLimits,
 }
 
+/// The change one command is building: the revision it will get if it changes
+/// anything, and the events it has emitted so far.
+///
+/// Handlers validate first, then mutate through this, then `commit` it; so a
+/// refusal never leaves half a change behind.
+#[derive(Debug)]
+pub(crate) struct Change {
+    /// The revision every mutation of this command is stamped with.
+    pub(crate) rev: u64,
+    events: Vec<EventKind>,
+    changed: bool,
+}
+
+impl Change {
+    /// Records an event; emitting anything means the command changed state.
+    pub(crate) fn emit(&mut self, kind: EventKind) {
+        self.events.push(kind);
+        self.changed = true;
+    }
+
+    /// Marks a change that has no event of its own (a lease grant or removal).
+    pub(crate) fn touch(&mut self) {
+        self.changed = true;
+    }
+}
+
 impl StateMachine {
     /// An empty store at revision 0.
     pub fn new(limits: HistoryLimits) -> Self {
-        todo!()
+        StateMachine {
+            revision: 0,
+            kv: BTreeMap::new(),
+            services: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            next_lease_id: 1,
+            history: VecDeque::new(),
+            history_bytes: 0,
+            compacted: 0,
+            limits,
+        }
     }
 
     /// Applies one command deterministically. Refusals change nothing and return `Outcome::Refused`.
+    ///
+    /// A command that changes anything moves the revision up by exactly one, however
+    /// many keys or instances it touches, and all its events carry that revision. A
+    /// command that changes nothing leaves the revision where it was.
     pub fn apply(&mut self, cmd: Command) -> Outcome {
-        todo!()
+        match cmd {
+            Command::Register { service, id, spec } => self.register(service, id, spec),
+            Command::Deregister { service, id } => self.deregister(service, id),
+            Command::Put {
+                key,
+                value,
+                lease,
+                cas,
+            } => self.put(key, value, lease, cas),
+            Command::Delete { key, prefix, cas } => self.delete(key, prefix, cas),
+            Command::Txn {
+                compare,
+                success,
+                failure,
+            } => self.txn(&compare, success, failure),
+            Command::LeaseGrant { ttl_secs } => self.lease_grant(ttl_secs),
+            Command::LeaseRevoke { id } => {
+                self.lease_revoke(id, concord_api::watch::ServiceEventKind::Deregister)
+            }
+            Command::LeaseExpire { id } => {
+                self.lease_revoke(id, concord_api::watch::ServiceEventKind::Expire)
+            }
+        }
+    }
+
+    /// Starts a change stamped with the next revision.
+    ///
+    /// Saturates at `u64::MAX`, which 2^64 commands never reach; it keeps a crafted
+    /// snapshot from making `apply` overflow.
+    pub(crate) fn begin(&self) -> Change {
+        Change {
+            rev: self.revision.saturating_add(1),
+            events: Vec::new(),
+            changed: false,
+        }
+    }
+
+    /// Ends a change: if it changed anything the revision moves to `change.rev` and
+    /// its events enter history. Returns the revision the command's outcome reports.
+    pub(crate) fn commit(&mut self, change: Change) -> u64 {
+        if change.changed {
+            self.revision = change.rev;
+            self.record(change.rev, change.events);
+        }
+        self.revision
     }
 
     /// The current store revision.
@@ -44,42 +128,61 @@ impl StateMachine {
 
     /// One key.
     pub fn kv_get(&self, key: &str) -> Option<&KvEntry> {
-        todo!()
+        self.kv.get(key)
     }
 
     /// Keys starting with `prefix`, sorted, at most `limit` of them.
+    ///
+    /// Walks the ordered map from `prefix` onwards, so the cost follows the answer,
+    /// not the store size.
     pub fn kv_range(&self, prefix: &str, limit: Option<usize>) -> Vec<(&str, &KvEntry)> {
-        todo!()
+        self.prefix_range(prefix)
+            .take(limit.unwrap_or(usize::MAX))
+            .map(|(k, e)| (k.as_str(), e))
+            .collect()
     }
 
     /// Number of keys.
     pub fn kv_len(&self) -> usize {
-        todo!()
+        self.kv.len()
     }
 
     /// Every service with at least one instance, sorted by name.
+    ///
+    /// Emptied services are kept internally (for `service_mod_revision`) but not listed.
     pub fn services(&self) -> impl Iterator<Item = (&str, &Service)> {
-        std::iter::empty() // todo
+        self.services
+            .iter()
+            .filter(|(_, s)| !s.instances.is_empty())
+            .map(|(name, s)| (name.as_str(), s))
     }
 
     /// One service, if it has instances.
     pub fn service(&self, name: &str) -> Option<&Service> {
-        todo!()
+        self.services.get(name).filter(|s| !s.instances.is_empty())
+    }
+
+    /// One instance, with the private lease keeping it alive if it is ephemeral.
+    pub fn instance(&self, service: &str, id: &str) -> Option<&InstanceRecord> {
+        self.services.get(service)?.instances.get(id)
     }
 
     /// The revision of the service's last change (0 if never changed).
+    ///
+    /// Still answers after the last instance is gone, so a blocking query on the
+    /// service wakes up for its removal.
     pub fn service_mod_revision(&self, name: &str) -> u64 {
-        todo!()
+        self.services.get(name).map_or(0, |s| s.mod_revision)
     }
 
     /// Total instances across services.
     pub fn instance_count(&self) -> usize {
-        todo!()
+        self.services.values().map(|s| s.instances.len()).sum()
     }
 
     /// One lease.
     pub fn lease(&self, id: u64) -> Option<&Lease> {
-        todo!()
+        self.leases.get(&id)
     }
 
     /// All leases, by id.
@@ -87,14 +190,18 @@ impl StateMachine {
         self.leases.values()
     }
 
-    /// Events with revision > `after`, oldest first. `Err(oldest)` when events after
-    /// `after` have been dropped from history; `oldest` is the oldest revision a
-    /// watcher can still resume from (pass `from_revision = oldest - 1`... see docs).
+    /// Events with revision > `after`, oldest first.
+    ///
+    /// `Err(compacted)` when some of those events have been dropped from history:
+    /// `compacted` is the lowest `after` that can still be answered, so a watcher
+    /// must resync (re-read state) and resume from there.
     pub fn events_after(&self, after: u64) -> Result<impl Iterator<Item = &Event>, u64> {
         if after < self.compacted {
             return Err(self.compacted);
         }
-        Ok(self.history.iter().filter(move |e| e.revision > after))
+        // History is ordered by revision: skip the old part without scanning it.
+        let start = self.history.partition_point(|e| e.revision <= after);
+        Ok(self.history.range(start..))
     }
 
     /// The compaction point: events at or below it are no longer retained.

@@ -1,29 +1,98 @@
 //! Versioned binary snapshots of the replicated state.
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
 use crate::history::HistoryLimits;
+use crate::kv::KvEntry;
+use crate::lease::Lease;
 use crate::machine::StateMachine;
+use crate::registry::Service;
+
+/// The first byte of every snapshot; bump it when `SnapshotV1`'s layout changes.
+const FORMAT_VERSION: u8 = 1;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
+    /// The bytes end before the snapshot does (a cut-off transfer or file).
     #[error("snapshot is empty or truncated")]
     Truncated,
+    /// Written by a format this build does not know (the first byte).
     #[error("unsupported snapshot format version {0}")]
     UnsupportedVersion(u8),
+    /// Undecodable, trailing bytes, or a state that breaks an invariant.
     #[error("snapshot is corrupt: {0}")]
     Corrupt(String),
+}
+
+/// The encoded body. `Cow` lets `snapshot` borrow the live maps while `restore`
+/// decodes into owned ones, with one definition of the layout.
+#[derive(Serialize, Deserialize)]
+struct SnapshotV1<'a> {
+    revision: u64,
+    kv: Cow<'a, BTreeMap<String, KvEntry>>,
+    services: Cow<'a, BTreeMap<String, Service>>,
+    leases: Cow<'a, BTreeMap<u64, Lease>>,
+    next_lease_id: u64,
 }
 
 impl StateMachine {
     /// Serializes the replicated state (not the local event history): a format
     /// version byte, then the postcard encoding.
     pub fn snapshot(&self) -> Vec<u8> {
-        todo!()
+        let body = SnapshotV1 {
+            revision: self.revision,
+            kv: Cow::Borrowed(&self.kv),
+            services: Cow::Borrowed(&self.services),
+            leases: Cow::Borrowed(&self.leases),
+            next_lease_id: self.next_lease_id,
+        };
+        // Postcard into a Vec fails only for sequences of unknown length or a full
+        // fixed buffer; maps, sets and strings always know their length.
+        postcard::to_extend(&body, vec![FORMAT_VERSION])
+            .expect("postcard cannot fail encoding in-memory maps into a Vec")
     }
 
     /// Rebuilds a state machine from `snapshot`; its history starts empty and
     /// compacted at the snapshot's revision.
+    ///
+    /// Any byte string is safe to pass: bytes that end early are `Truncated`, bytes
+    /// that do not decode, carry trailing garbage or describe an inconsistent state
+    /// (say a key bound to a missing lease) are `Corrupt`.
     pub fn restore(bytes: &[u8], limits: HistoryLimits) -> Result<StateMachine, SnapshotError> {
-        todo!()
+        let (&version, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
+        if version != FORMAT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(version));
+        }
+        let (snap, rest) =
+            postcard::take_from_bytes::<SnapshotV1<'_>>(body).map_err(|e| match e {
+                postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
+                e => SnapshotError::Corrupt(e.to_string()),
+            })?;
+        if !rest.is_empty() {
+            return Err(SnapshotError::Corrupt(format!(
+                "{} trailing bytes",
+                rest.len()
+            )));
+        }
+        let machine = StateMachine {
+            revision: snap.revision,
+            kv: snap.kv.into_owned(),
+            services: snap.services.into_owned(),
+            leases: snap.leases.into_owned(),
+            next_lease_id: snap.next_lease_id,
+            history: VecDeque::new(),
+            history_bytes: 0,
+            compacted: snap.revision,
+            limits,
+        };
+        machine.check_invariants().map_err(SnapshotError::Corrupt)?;
+        Ok(machine)
     }
 }
+
+#[cfg(test)]
+mod tests;

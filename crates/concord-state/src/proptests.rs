@@ -1,0 +1,228 @@
+//! Property tests over random command sequences from a small alphabet, so keys,
+//! instances and leases collide often.
+
+use concord_api::txn::{CompareOp, CompareTarget};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+
+use crate::testutil::{outcome_revision, spec};
+use crate::{Command, Compare, CompareValue, Event, HistoryLimits, Outcome, StateMachine, TxnOp};
+
+const KEYS: &[&str] = &["a", "a/x", "a/y", "b"];
+const PREFIXES: &[&str] = &["", "a", "a/", "c"];
+const SERVICES: &[&str] = &["web", "db"];
+const IDS: &[&str] = &["1", "2"];
+
+fn key() -> impl Strategy<Value = String> {
+    select(KEYS).prop_map(str::to_owned)
+}
+
+/// A key for deletes: prefix deletes use prefixes, single deletes plain keys.
+fn delete_target() -> impl Strategy<Value = (String, bool)> {
+    prop_oneof![
+        key().prop_map(|k| (k, false)),
+        select(PREFIXES).prop_map(|p| (p.to_owned(), true)),
+    ]
+}
+
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    vec(0u8..3, 0..3)
+}
+
+/// Lease ids around what the machine hands out, including ones that never exist.
+fn lease() -> impl Strategy<Value = Option<u64>> {
+    proptest::option::weighted(0.4, 0u64..6)
+}
+
+fn cas() -> impl Strategy<Value = Option<u64>> {
+    proptest::option::weighted(0.3, 0u64..12)
+}
+
+fn compare() -> impl Strategy<Value = Compare> {
+    let target = select(
+        &[
+            CompareTarget::Value,
+            CompareTarget::Version,
+            CompareTarget::CreateRevision,
+            CompareTarget::ModRevision,
+        ][..],
+    );
+    let op = select(&[CompareOp::Eq, CompareOp::Ne, CompareOp::Lt, CompareOp::Gt][..]);
+    let value = prop_oneof![
+        (0u64..6).prop_map(CompareValue::Number),
+        value().prop_map(CompareValue::Bytes),
+    ];
+    (key(), target, op, value).prop_map(|(key, target, op, value)| Compare {
+        key,
+        target,
+        op,
+        value,
+    })
+}
+
+fn txn_op() -> impl Strategy<Value = TxnOp> {
+    prop_oneof![
+        (key(), value(), lease()).prop_map(|(key, value, lease)| TxnOp::Put { key, value, lease }),
+        key().prop_map(|key| TxnOp::Get { key }),
+        delete_target().prop_map(|(key, prefix)| TxnOp::Delete { key, prefix }),
+    ]
+}
+
+fn command() -> impl Strategy<Value = Command> {
+    let instance = (select(SERVICES), select(IDS)).prop_map(|(s, i)| (s.to_owned(), i.to_owned()));
+    prop_oneof![
+        3 => (instance.clone(), select(&["h1", "h2"][..]), proptest::option::of(1u32..4))
+            .prop_map(|((service, id), addr, ttl)| Command::Register {
+                service,
+                id,
+                spec: spec(addr, ttl),
+            }),
+        1 => instance.prop_map(|(service, id)| Command::Deregister { service, id }),
+        4 => (key(), value(), lease(), cas())
+            .prop_map(|(key, value, lease, cas)| Command::Put { key, value, lease, cas }),
+        2 => (delete_target(), cas())
+            .prop_map(|((key, prefix), cas)| Command::Delete { key, prefix, cas }),
+        2 => (vec(compare(), 0..3), vec(txn_op(), 0..4), vec(txn_op(), 0..4))
+            .prop_map(|(compare, success, failure)| Command::Txn { compare, success, failure }),
+        2 => (1u32..100).prop_map(|ttl_secs| Command::LeaseGrant { ttl_secs }),
+        1 => (0u64..6).prop_map(|id| Command::LeaseRevoke { id }),
+        1 => (0u64..6).prop_map(|id| Command::LeaseExpire { id }),
+    ]
+}
+
+fn commands() -> impl Strategy<Value = Vec<Command>> {
+    vec(command(), 0..40)
+}
+
+fn all_events(sm: &StateMachine) -> Vec<Event> {
+    sm.events_after(sm.compacted_revision())
+        .map(|events| events.cloned().collect())
+        .unwrap_or_default()
+}
+
+/// Applies every command, returning the outcomes.
+fn run(sm: &mut StateMachine, cmds: &[Command]) -> Vec<Outcome> {
+    cmds.iter().map(|c| sm.apply(c.clone())).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+
+    /// Determinism: the same log gives the same state, outcomes and events, and
+    /// history limits (local config) never change replicated state.
+    #[test]
+    fn replicas_applying_the_same_log_agree(cmds in commands()) {
+        let mut a = StateMachine::new(HistoryLimits::default());
+        let mut b = StateMachine::new(HistoryLimits::default());
+        let mut tiny = StateMachine::new(HistoryLimits { max_events: 2, max_bytes: 200 });
+        let outcomes = run(&mut a, &cmds);
+        prop_assert_eq!(&outcomes, &run(&mut b, &cmds));
+        prop_assert_eq!(&outcomes, &run(&mut tiny, &cmds));
+        prop_assert_eq!(&a, &b);
+        prop_assert_eq!(&a, &tiny);
+        prop_assert_eq!(all_events(&a), all_events(&b));
+        prop_assert_eq!(a.snapshot(), tiny.snapshot());
+        prop_assert_eq!(a.check_invariants(), Ok(()));
+    }
+
+    /// A node restored from a snapshot taken at any point stays in lockstep.
+    #[test]
+    fn snapshot_restore_round_trips_and_stays_in_step(
+        cmds in commands(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let cut = cut.index(cmds.len() + 1);
+        let (before, after) = cmds.split_at(cut);
+        let mut sm = StateMachine::new(HistoryLimits::default());
+        run(&mut sm, before);
+        let mut restored = StateMachine::restore(&sm.snapshot(), HistoryLimits::default())
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&restored, &sm);
+        prop_assert_eq!(restored.compacted_revision(), sm.revision());
+        prop_assert_eq!(run(&mut restored, after), run(&mut sm, after));
+        prop_assert_eq!(&restored, &sm);
+        prop_assert_eq!(
+            restored.events_after(restored.compacted_revision()).map(|e| e.cloned().collect::<Vec<_>>()),
+            sm.events_after(restored.compacted_revision()).map(|e| e.cloned().collect::<Vec<_>>())
+        );
+    }
+
+    /// Revisions never go back, move by exactly one when anything changes, and
+    /// every event carries the revision its command produced.
+    #[test]
+    fn revisions_count_changes_and_stamp_events(cmds in commands()) {
+        let mut sm = StateMachine::new(HistoryLimits::default());
+        for cmd in cmds {
+            let before = sm.clone();
+            let prev = sm.revision();
+            let lease_op = matches!(
+                cmd,
+                Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } | Command::LeaseExpire { .. }
+            );
+            let outcome = sm.apply(cmd);
+            let rev = sm.revision();
+            let new_events: Vec<Event> = sm
+                .events_after(prev)
+                .map_err(|c| TestCaseError::fail(format!("compacted at {c}")))?
+                .cloned()
+                .collect();
+            prop_assert!(new_events.iter().all(|e| e.revision == rev));
+            match outcome_revision(&outcome) {
+                None => {
+                    prop_assert_eq!(&sm, &before);
+                    prop_assert_eq!(rev, prev);
+                }
+                Some(reported) => {
+                    prop_assert_eq!(reported, rev);
+                    // A bump exactly when events are emitted; lease grants and
+                    // revokes also bump without one (nothing to tell watchers).
+                    let bumps = !new_events.is_empty() || lease_op;
+                    prop_assert_eq!(rev, prev + u64::from(bumps));
+                    if !bumps {
+                        prop_assert_eq!(&sm, &before);
+                    }
+                }
+            }
+            prop_assert_eq!(sm.check_invariants(), Ok(()));
+        }
+    }
+
+    /// Arbitrary bytes never panic `restore`; whatever it accepts is consistent
+    /// and safe to keep applying commands to.
+    #[test]
+    fn restore_never_panics_on_random_bytes(
+        mut bytes in vec(any::<u8>(), 0..256),
+        versioned in any::<bool>(),
+        cmds in vec(command(), 0..8),
+    ) {
+        if versioned && !bytes.is_empty() {
+            bytes[0] = 1;
+        }
+        if let Ok(mut sm) = StateMachine::restore(&bytes, HistoryLimits::default()) {
+            prop_assert_eq!(sm.check_invariants(), Ok(()));
+            run(&mut sm, &cmds);
+        }
+    }
+
+    /// Damaged real snapshots (the likelier failure) never panic `restore` either.
+    #[test]
+    fn restore_never_panics_on_damaged_snapshots(
+        cmds in vec(command(), 0..20),
+        flips in vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut sm = StateMachine::new(HistoryLimits::default());
+        run(&mut sm, &cmds);
+        let mut bytes = sm.snapshot();
+        for (at, byte) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = byte;
+        }
+        bytes.truncate(cut.index(bytes.len() + 1));
+        if let Ok(mut restored) = StateMachine::restore(&bytes, HistoryLimits::default()) {
+            prop_assert_eq!(restored.check_invariants(), Ok(()));
+            run(&mut restored, &cmds);
+        }
+    }
+}
