@@ -1,0 +1,165 @@
+//! Prometheus metrics for one node (prometheus-client), served at `/metrics`.
+//!
+//! Request metrics are recorded by a middleware keyed by the matched route (not the
+//! raw path, which would explode cardinality); state gauges are read at scrape time.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of an HTTP request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+/// Labels of a latency histogram by route.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~6.5 s
+    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// Every metric a node exports.
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    pub http_latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub propose_latency: Histogram,
+    pub raft_term: Gauge,
+    pub raft_leader: Gauge,
+    pub raft_commit_index: Gauge,
+    pub raft_applied_index: Gauge,
+    pub revision: Gauge,
+    pub kv_keys: Gauge,
+    pub services: Gauge,
+    pub instances: Gauge,
+    pub leases: Gauge,
+    pub watchers: Gauge,
+    pub lease_expiries: Counter,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("concord");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        let http_latency =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        let propose_latency = latency_histogram();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route, method and status",
+            http_requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            http_latency.clone(),
+        );
+        registry.register(
+            "raft_propose_duration_seconds",
+            "Time from proposing a command to having it committed and applied",
+            propose_latency.clone(),
+        );
+        let m = Metrics {
+            http_requests,
+            http_latency,
+            propose_latency,
+            raft_term: Gauge::default(),
+            raft_leader: Gauge::default(),
+            raft_commit_index: Gauge::default(),
+            raft_applied_index: Gauge::default(),
+            revision: Gauge::default(),
+            kv_keys: Gauge::default(),
+            services: Gauge::default(),
+            instances: Gauge::default(),
+            leases: Gauge::default(),
+            watchers: Gauge::default(),
+            lease_expiries: Counter::default(),
+            registry,
+        };
+        let mut m = m;
+        let gauges: [(&str, &str, Gauge); 9] = [
+            ("raft_term", "Current Raft term", m.raft_term.clone()),
+            (
+                "raft_leader",
+                "Node id of the known leader (0 when none)",
+                m.raft_leader.clone(),
+            ),
+            (
+                "raft_commit_index",
+                "Last committed Raft log index",
+                m.raft_commit_index.clone(),
+            ),
+            (
+                "raft_applied_index",
+                "Last applied Raft log index",
+                m.raft_applied_index.clone(),
+            ),
+            ("revision", "Current store revision", m.revision.clone()),
+            ("kv_keys", "Keys in the KV store", m.kv_keys.clone()),
+            (
+                "services",
+                "Services with at least one instance",
+                m.services.clone(),
+            ),
+            ("instances", "Registered instances", m.instances.clone()),
+            ("leases", "Granted leases", m.leases.clone()),
+        ];
+        for (name, help, g) in gauges {
+            m.registry.register(name, help, g);
+        }
+        m.registry
+            .register("watchers", "Open watch streams", m.watchers.clone());
+        m.registry.register(
+            "lease_expiries",
+            "Leases this node expired as leader",
+            m.lease_expiries.clone(),
+        );
+        m
+    }
+
+    /// Records one served request.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+        self.http_requests
+            .get_or_create(&RequestLabels {
+                route: route.to_owned(),
+                method: method.to_owned(),
+                status,
+            })
+            .inc();
+        self.http_latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
