@@ -1,1 +1,46 @@
-//! Typed async client for Concord.
+//! Typed async client for the Concord HTTP API.
+//!
+//! One [`Client`] per server address; every endpoint of the `/v1` API is one
+//! async method that returns the wire types of [`concord_api`], so callers
+//! never hand-build URLs, percent-encode keys or parse error JSON themselves.
+//!
+//! Watches ([`Client::watch_prefix`], [`Client::watch_service`]) come back as
+//! a [`futures::Stream`] of typed [`WatchEvent`]s, parsed from the server's
+//! Server-Sent Events by the small parser in [`sse`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), concord_client::ClientError> {
+//! use futures::StreamExt;
+//!
+//! let client = concord_client::Client::new("http://127.0.0.1:7600");
+//! client.kv_put("app/color", "blue").await?;
+//! let item = client.kv_get("app/color").await?;
+//! assert_eq!(item.map(|i| i.value_bytes()), Some(b"blue".to_vec()));
+//!
+//! let mut watch = client.watch_prefix("app/", None).await?;
+//! while let Some(event) = watch.next().await {
+//!     println!("{:?}", event?);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+mod client;
+pub mod encode;
+mod error;
+mod kv;
+mod leases;
+mod services;
+pub mod sse;
+mod watch;
+
+pub use client::{Client, Consistency, DEFAULT_BASE_URL};
+pub use error::ClientError;
+pub use kv::{DeleteOptions, PutOptions, RawValue};
+pub use watch::{WatchEvent, WatchPayload, WatchStream};
+
+/// Re-exported so users of the client need no direct dependency on the wire-types crate.
+pub use concord_api as api;

@@ -1,0 +1,970 @@
+//! Command-line grammar (clap derive): every subcommand, flag and default in one place.
+//!
+//! `--addr` means two things: on client commands it is the server URL (also
+//! from `CONCORD_ADDR`, before or after the subcommand), on `dev` it is the
+//! address to listen on. Clap forbids one long flag with two meanings in one
+//! command, so the client flag is global only inside the client subcommand
+//! trees (`status`, `kv`, `services`, `lease`), and the top-level `--addr`
+//! (before the subcommand) is a plain option that `dev`/`server` ignore.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use concord_api::registry::DEFAULT_WEIGHT;
+use concord_server::ServerConfig;
+
+/// concord: a Raft-replicated service registry, KV store, leases and watches in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "concord", version, propagate_version = true)]
+pub struct Cli {
+    /// Server URL for client commands (status, kv, services, lease).
+    #[arg(
+        long,
+        env = "CONCORD_ADDR",
+        default_value = concord_client::DEFAULT_BASE_URL,
+        value_name = "URL"
+    )]
+    pub addr: String,
+
+    /// Print the server's JSON instead of human-readable tables.
+    #[arg(long, global = true, help_heading = "Client options")]
+    pub json: bool,
+
+    /// Let any node answer reads from its local state (?consistency=stale):
+    /// faster and available without a leader, but possibly behind.
+    #[arg(long, global = true, help_heading = "Client options")]
+    pub stale: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a single development node with embedded storage (bootstraps itself as node 1).
+    Dev(DevArgs),
+    /// Run one node of a cluster.
+    Server(ServerArgs),
+    /// Show the node's view of the cluster: leader, term, revision, members.
+    Status(StatusArgs),
+    /// Read and write keys.
+    Kv(KvArgs),
+    /// Register, discover and deregister service instances.
+    Services(ServicesArgs),
+    /// Grant, refresh and revoke leases.
+    Lease(LeaseArgs),
+}
+
+/// Flags shared by all client commands; usable anywhere after the subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ClientArgs {
+    /// Server URL (overrides --addr before the subcommand and CONCORD_ADDR).
+    #[arg(
+        id = "client_addr",
+        long = "addr",
+        global = true,
+        value_name = "URL",
+        help_heading = "Client options"
+    )]
+    pub addr: Option<String>,
+}
+
+impl ClientArgs {
+    /// The server URL to talk to: this `--addr` wins over `top_level` (the
+    /// `--addr` before the subcommand, itself from CONCORD_ADDR or the default).
+    pub fn server_url<'a>(&'a self, top_level: &'a str) -> &'a str {
+        self.addr.as_deref().unwrap_or(top_level)
+    }
+}
+
+/// `concord dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Directory for the Raft log, vote and snapshots (created if missing).
+    #[arg(long, default_value = "./concord-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Client API listen address (HTTP/JSON, SSE, /metrics); port 0 picks a free port.
+    #[arg(
+        id = "listen_addr",
+        long = "addr",
+        default_value = "127.0.0.1:7600",
+        value_name = "HOST:PORT",
+        value_parser = parse_socket_addr
+    )]
+    pub addr: SocketAddr,
+
+    /// Raft peer listen address; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7601", value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub peer_addr: SocketAddr,
+
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+/// `concord server`.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Raft node id, unique in the cluster and greater than 0.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub node_id: u64,
+
+    /// Directory for the Raft log, vote and snapshots (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Client API listen address (HTTP/JSON, SSE, /metrics); port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub client_addr: SocketAddr,
+
+    /// Raft peer listen address; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub peer_addr: SocketAddr,
+
+    /// Initialize a new single-node cluster if the data directory is empty
+    /// (ignored when it already holds state).
+    #[arg(long)]
+    pub bootstrap: bool,
+
+    #[command(flatten)]
+    pub tuning: TuningArgs,
+}
+
+/// Optional knobs for the rest of `ServerConfig`; defaults come from `ServerConfig::default()`.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Tuning")]
+pub struct TuningArgs {
+    /// Take a snapshot (and purge the Raft log behind it) every N applied entries.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().snapshot_every,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
+
+    /// Largest accepted KV value, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().max_value_bytes)]
+    pub max_value_bytes: usize,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().max_body_bytes)]
+    pub max_body_bytes: usize,
+
+    /// Change events kept for watches and blocking queries (older ones are compacted).
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().history_max_events)]
+    pub history_max_events: usize,
+
+    /// Bytes of change-event history kept for watches and blocking queries.
+    #[arg(long, value_name = "BYTES", default_value_t = ServerConfig::default().history_max_bytes)]
+    pub history_max_bytes: usize,
+
+    /// Idle watch streams get a progress event at least this often, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = millis(ServerConfig::default().progress_interval),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub progress_interval_ms: u64,
+
+    /// Raft heartbeat interval, in milliseconds; must be below the election timeout.
+    #[arg(long, value_name = "MS", default_value_t = millis(ServerConfig::default().heartbeat_interval),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub heartbeat_ms: u64,
+
+    /// Raft election timeout range in milliseconds, as MIN-MAX; each election
+    /// picks a random timeout in it.
+    #[arg(long, value_name = "MIN-MAX", default_value_t = MsRange::from(ServerConfig::default().election_timeout))]
+    pub election_timeout_ms: MsRange,
+}
+
+impl TuningArgs {
+    /// Writes the knobs into a config, rejecting combinations Raft cannot work with.
+    pub fn apply(&self, config: &mut ServerConfig) -> Result<(), String> {
+        if self.heartbeat_ms >= self.election_timeout_ms.min {
+            return Err(format!(
+                "--heartbeat-ms ({}) must be less than the minimum election timeout ({})",
+                self.heartbeat_ms, self.election_timeout_ms.min
+            ));
+        }
+        config.snapshot_every = self.snapshot_every;
+        config.max_value_bytes = self.max_value_bytes;
+        config.max_body_bytes = self.max_body_bytes;
+        config.history_max_events = self.history_max_events;
+        config.history_max_bytes = self.history_max_bytes;
+        config.progress_interval = Duration::from_millis(self.progress_interval_ms);
+        config.heartbeat_interval = Duration::from_millis(self.heartbeat_ms);
+        config.election_timeout = (
+            Duration::from_millis(self.election_timeout_ms.min),
+            Duration::from_millis(self.election_timeout_ms.max),
+        );
+        Ok(())
+    }
+}
+
+/// A millisecond range written `MIN-MAX`, for the election timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsRange {
+    /// Lower bound, in milliseconds.
+    pub min: u64,
+    /// Upper bound, in milliseconds.
+    pub max: u64,
+}
+
+impl From<(Duration, Duration)> for MsRange {
+    fn from((min, max): (Duration, Duration)) -> Self {
+        MsRange {
+            min: millis(min),
+            max: millis(max),
+        }
+    }
+}
+
+impl fmt::Display for MsRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.min, self.max)
+    }
+}
+
+impl FromStr for MsRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (min, max) = s
+            .split_once('-')
+            .ok_or_else(|| format!("expected MIN-MAX in milliseconds, e.g. 500-1000, got {s:?}"))?;
+        let parse = |v: &str| {
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{v:?} is not a number of milliseconds"))
+        };
+        let (min, max) = (parse(min)?, parse(max)?);
+        if min == 0 || min >= max {
+            return Err(format!("need 0 < MIN < MAX, got {min}-{max}"));
+        }
+        Ok(MsRange { min, max })
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `HOST:PORT`, resolving names like `localhost:7600` to their first address.
+fn parse_socket_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    s.to_socket_addrs()
+        .map_err(|e| format!("{s:?} is not a HOST:PORT address: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+/// `concord status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `concord kv ...`.
+#[derive(Debug, Args)]
+pub struct KvArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: KvCommand,
+}
+
+/// The KV subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Write a value.
+    Put {
+        /// The key; may contain '/'.
+        key: String,
+        /// The value, stored as the exact bytes given.
+        #[arg(allow_hyphen_values = true)]
+        value: OsString,
+        /// Only write if the key's current mod revision is R (0: only if the key is absent).
+        #[arg(long, value_name = "R")]
+        cas: Option<u64>,
+        /// Attach the key to this lease; it is deleted when the lease ends.
+        #[arg(long, value_name = "ID")]
+        lease: Option<String>,
+    },
+    /// Read a value.
+    Get {
+        /// The key.
+        key: String,
+        /// Print the stored bytes exactly, with no trailing newline.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// List the keys (and values) under a prefix.
+    Ls {
+        /// The prefix; empty lists every key.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Only print key names.
+        #[arg(long)]
+        keys_only: bool,
+        /// Return at most N keys.
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+    },
+    /// Delete a key, or every key under a prefix.
+    Del {
+        /// The key (or prefix, with --prefix).
+        key: String,
+        /// Delete every key starting with KEY.
+        #[arg(long)]
+        prefix: bool,
+        /// Only delete if the key's current mod revision is R.
+        #[arg(long, value_name = "R")]
+        cas: Option<u64>,
+    },
+    /// Print changes under a prefix as they happen, one line each, until Ctrl-C.
+    Watch {
+        /// The prefix; empty watches every key.
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Replay retained history from revision R (sent as from_revision) before live changes.
+        #[arg(long = "from", value_name = "R")]
+        from: Option<u64>,
+    },
+}
+
+/// `concord services ...`.
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: ServicesCommand,
+}
+
+/// The service registry subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ServicesCommand {
+    /// List services and their instance counts.
+    Ls,
+    /// Show a service's instances.
+    Get {
+        /// The service name.
+        name: String,
+        /// Only instances carrying this tag (repeat to require several).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+    },
+    /// Register (or replace) an instance.
+    Register {
+        /// The service name.
+        name: String,
+        /// The instance id, unique within the service.
+        id: String,
+        /// Host or IP clients should connect to.
+        #[arg(long)]
+        address: String,
+        /// Port clients should connect to.
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+        port: u16,
+        /// A tag (repeatable).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// A metadata pair KEY=VALUE (repeatable).
+        #[arg(long = "meta", value_name = "K=V", value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
+        /// Relative share of traffic for weighted balancing.
+        #[arg(long, default_value_t = DEFAULT_WEIGHT)]
+        weight: u32,
+        /// Make the instance ephemeral: it expires unless heartbeated within S seconds.
+        #[arg(long, value_name = "S")]
+        ttl: Option<u32>,
+    },
+    /// Remove an instance.
+    Deregister {
+        /// The service name.
+        name: String,
+        /// The instance id.
+        id: String,
+    },
+    /// Extend an ephemeral instance's TTL once.
+    Heartbeat {
+        /// The service name.
+        name: String,
+        /// The instance id.
+        id: String,
+    },
+    /// Print a service's instance changes as they happen, until Ctrl-C.
+    Watch {
+        /// The service name.
+        name: String,
+        /// Replay retained history from revision R (sent as from_revision) before live changes.
+        #[arg(long = "from", value_name = "R")]
+        from: Option<u64>,
+    },
+}
+
+/// `KEY=VALUE` for `--meta`.
+fn parse_meta(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+/// `concord lease ...`.
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: LeaseCommand,
+}
+
+/// The lease subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// Create a lease that expires TTL seconds after its last keepalive.
+    Grant {
+        /// Time to live, in seconds.
+        ttl: u32,
+    },
+    /// Restart a lease's TTL once.
+    Keepalive {
+        /// The lease id (16 hex digits).
+        id: String,
+    },
+    /// End a lease now, deleting its keys.
+    Revoke {
+        /// The lease id.
+        id: String,
+    },
+    /// Show a lease's TTL, time left and keys.
+    Info {
+        /// The lease id.
+        id: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["concord"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn parse_err(args: &[&str]) -> clap::Error {
+        let mut argv = vec!["concord"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect_err("should not parse")
+    }
+
+    #[test]
+    fn command_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn dev_defaults() {
+        let cli = parse(&["dev"]);
+        let Command::Dev(dev) = cli.command else {
+            panic!("not dev")
+        };
+        assert_eq!(dev.data_dir, PathBuf::from("./concord-data"));
+        assert_eq!(dev.addr, "127.0.0.1:7600".parse().unwrap());
+        assert_eq!(dev.peer_addr, "127.0.0.1:7601".parse().unwrap());
+        let mut config = ServerConfig::default();
+        let expected = ServerConfig::default();
+        dev.tuning.apply(&mut config).unwrap();
+        assert_eq!(format!("{config:?}"), format!("{expected:?}"));
+    }
+
+    #[test]
+    fn dev_addr_is_the_listen_address() {
+        let cli = parse(&[
+            "dev",
+            "--data-dir",
+            "/tmp/d",
+            "--addr",
+            "127.0.0.1:0",
+            "--peer-addr",
+            "127.0.0.1:0",
+        ]);
+        let Command::Dev(dev) = cli.command else {
+            panic!("not dev")
+        };
+        assert_eq!(dev.data_dir, PathBuf::from("/tmp/d"));
+        assert_eq!(dev.addr, "127.0.0.1:0".parse().unwrap());
+        assert_eq!(dev.peer_addr.port(), 0);
+        assert!(
+            parse_err(&["dev", "--addr", "not an address"])
+                .to_string()
+                .contains("HOST:PORT")
+        );
+    }
+
+    #[test]
+    fn server_flags() {
+        let cli = parse(&[
+            "server",
+            "--node-id",
+            "2",
+            "--data-dir",
+            "d2",
+            "--client-addr",
+            "127.0.0.1:7610",
+            "--peer-addr",
+            "localhost:7611",
+            "--bootstrap",
+            "--snapshot-every",
+            "50",
+            "--max-value-bytes",
+            "1024",
+            "--max-body-bytes",
+            "4096",
+            "--history-max-events",
+            "10",
+            "--history-max-bytes",
+            "65536",
+            "--progress-interval-ms",
+            "250",
+            "--heartbeat-ms",
+            "50",
+            "--election-timeout-ms",
+            "150-300",
+        ]);
+        let Command::Server(s) = cli.command else {
+            panic!("not server")
+        };
+        assert_eq!(s.node_id, 2);
+        assert!(s.bootstrap);
+        assert_eq!(s.client_addr.port(), 7610);
+        assert_eq!(s.peer_addr.port(), 7611);
+        let mut config = ServerConfig::default();
+        s.tuning.apply(&mut config).unwrap();
+        assert_eq!(config.snapshot_every, 50);
+        assert_eq!(config.max_value_bytes, 1024);
+        assert_eq!(config.max_body_bytes, 4096);
+        assert_eq!(config.history_max_events, 10);
+        assert_eq!(config.history_max_bytes, 65536);
+        assert_eq!(config.progress_interval, Duration::from_millis(250));
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(50));
+        assert_eq!(
+            config.election_timeout,
+            (Duration::from_millis(150), Duration::from_millis(300))
+        );
+    }
+
+    #[test]
+    fn server_requires_its_addresses_and_a_positive_id() {
+        parse_err(&["server", "--node-id", "1"]);
+        parse_err(&[
+            "server",
+            "--node-id",
+            "0",
+            "--data-dir",
+            "d",
+            "--client-addr",
+            "127.0.0.1:1",
+            "--peer-addr",
+            "127.0.0.1:2",
+        ]);
+        let cli = parse(&[
+            "server",
+            "--node-id",
+            "1",
+            "--data-dir",
+            "d",
+            "--client-addr",
+            "127.0.0.1:1",
+            "--peer-addr",
+            "127.0.0.1:2",
+        ]);
+        let Command::Server(s) = cli.command else {
+            panic!("not server")
+        };
+        assert!(!s.bootstrap);
+    }
+
+    #[test]
+    fn tuning_validation() {
+        assert_eq!(
+            "500-1000".parse::<MsRange>().unwrap().to_string(),
+            "500-1000"
+        );
+        for bad in ["1000-500", "0-10", "5-5", "500", "a-b", ""] {
+            assert!(bad.parse::<MsRange>().is_err(), "{bad}");
+        }
+        let cli = parse(&[
+            "dev",
+            "--heartbeat-ms",
+            "600",
+            "--election-timeout-ms",
+            "500-1000",
+        ]);
+        let Command::Dev(dev) = cli.command else {
+            panic!("not dev")
+        };
+        assert!(dev.tuning.apply(&mut ServerConfig::default()).is_err());
+    }
+
+    #[test]
+    fn help_documents_the_tuning_flags() {
+        let help = Cli::command()
+            .find_subcommand_mut("server")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        for flag in [
+            "--snapshot-every",
+            "--max-value-bytes",
+            "--max-body-bytes",
+            "--history-max-events",
+            "--history-max-bytes",
+            "--progress-interval-ms",
+            "--heartbeat-ms",
+            "--election-timeout-ms",
+            "500-1000",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from:\n{help}");
+        }
+    }
+
+    #[test]
+    fn client_addr_everywhere() {
+        // Default (CONCORD_ADDR is not set by the test harness for this binary).
+        let cli = parse(&["status"]);
+        let Command::Status(ref s) = cli.command else {
+            panic!()
+        };
+        if std::env::var_os("CONCORD_ADDR").is_none() {
+            assert_eq!(s.client.server_url(&cli.addr), "http://127.0.0.1:7600");
+        }
+
+        // Before the subcommand.
+        let cli = parse(&["--addr", "http://a:1", "status"]);
+        let Command::Status(ref s) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.client.server_url(&cli.addr), "http://a:1");
+
+        // After the subcommand, and deep inside a subcommand tree.
+        let cli = parse(&["status", "--addr", "http://b:2"]);
+        let Command::Status(ref s) = cli.command else {
+            panic!()
+        };
+        assert_eq!(s.client.server_url(&cli.addr), "http://b:2");
+
+        let cli = parse(&[
+            "--addr",
+            "http://a:1",
+            "kv",
+            "get",
+            "k",
+            "--addr",
+            "http://c:3",
+        ]);
+        let Command::Kv(ref kv) = cli.command else {
+            panic!()
+        };
+        assert_eq!(kv.client.server_url(&cli.addr), "http://c:3");
+
+        let cli = parse(&["kv", "--addr", "http://d:4", "ls", "app/"]);
+        let Command::Kv(ref kv) = cli.command else {
+            panic!()
+        };
+        assert_eq!(kv.client.server_url(&cli.addr), "http://d:4");
+
+        for tree in [&["services", "ls"][..], &["lease", "grant", "5"][..]] {
+            let mut args = tree.to_vec();
+            args.extend(["--addr", "http://e:5"]);
+            let cli = parse(&args);
+            let client = match &cli.command {
+                Command::Services(s) => &s.client,
+                Command::Lease(l) => &l.client,
+                _ => panic!(),
+            };
+            assert_eq!(client.server_url(&cli.addr), "http://e:5");
+        }
+    }
+
+    #[test]
+    fn global_json_and_stale() {
+        assert!(parse(&["--json", "status"]).json);
+        assert!(parse(&["status", "--json"]).json);
+        assert!(parse(&["kv", "get", "k", "--json"]).json);
+        assert!(parse(&["services", "--json", "ls"]).json);
+        assert!(!parse(&["status"]).json);
+        assert!(parse(&["kv", "get", "k", "--stale"]).stale);
+    }
+
+    #[test]
+    fn kv_spellings() {
+        match parse(&[
+            "kv",
+            "put",
+            "app/a",
+            "hello world",
+            "--cas",
+            "7",
+            "--lease",
+            "00000000000000ab",
+        ])
+        .command
+        {
+            Command::Kv(KvArgs {
+                command:
+                    KvCommand::Put {
+                        key,
+                        value,
+                        cas,
+                        lease,
+                    },
+                ..
+            }) => {
+                assert_eq!(key, "app/a");
+                assert_eq!(value, "hello world");
+                assert_eq!(cas, Some(7));
+                assert_eq!(lease.as_deref(), Some("00000000000000ab"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["kv", "put", "k", "-5"]).command {
+            Command::Kv(KvArgs {
+                command: KvCommand::Put { value, cas, .. },
+                ..
+            }) => {
+                assert_eq!(value, "-5");
+                assert_eq!(cas, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["kv", "get", "k", "--raw"]).command {
+            Command::Kv(KvArgs {
+                command: KvCommand::Get { key, raw },
+                ..
+            }) => assert!(key == "k" && raw),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["kv", "ls", "app/"]).command {
+            Command::Kv(KvArgs {
+                command:
+                    KvCommand::Ls {
+                        prefix,
+                        keys_only,
+                        limit,
+                    },
+                ..
+            }) => assert!(prefix == "app/" && !keys_only && limit.is_none()),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["kv", "del", "app/", "--prefix"]).command {
+            Command::Kv(KvArgs {
+                command: KvCommand::Del { key, prefix, cas },
+                ..
+            }) => assert!(key == "app/" && prefix && cas.is_none()),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["kv", "del", "k"]).command {
+            Command::Kv(KvArgs {
+                command: KvCommand::Del { prefix, .. },
+                ..
+            }) => assert!(!prefix),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["kv", "watch", "app/", "--from", "12"]).command {
+            Command::Kv(KvArgs {
+                command: KvCommand::Watch { prefix, from },
+                ..
+            }) => assert!(prefix == "app/" && from == Some(12)),
+            other => panic!("{other:?}"),
+        }
+        parse_err(&["kv", "put", "only-key"]);
+        parse_err(&["kv", "put", "k", "v", "--cas", "x"]);
+    }
+
+    #[test]
+    fn services_spellings() {
+        assert!(matches!(
+            parse(&["services", "ls"]).command,
+            Command::Services(ServicesArgs {
+                command: ServicesCommand::Ls,
+                ..
+            })
+        ));
+        match parse(&["services", "get", "orders", "--tag", "v2", "--tag", "eu"]).command {
+            Command::Services(ServicesArgs {
+                command: ServicesCommand::Get { name, tags },
+                ..
+            }) => {
+                assert_eq!(name, "orders");
+                assert_eq!(tags, ["v2", "eu"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "services",
+            "register",
+            "orders",
+            "o1",
+            "--address",
+            "10.0.0.5",
+            "--port",
+            "8080",
+            "--tag",
+            "v2",
+            "--tag",
+            "eu",
+            "--meta",
+            "zone=a",
+            "--meta",
+            "url=http://x?a=b",
+            "--weight",
+            "5",
+            "--ttl",
+            "10",
+        ])
+        .command
+        {
+            Command::Services(ServicesArgs {
+                command:
+                    ServicesCommand::Register {
+                        name,
+                        id,
+                        address,
+                        port,
+                        tags,
+                        meta,
+                        weight,
+                        ttl,
+                    },
+                ..
+            }) => {
+                assert_eq!((name.as_str(), id.as_str()), ("orders", "o1"));
+                assert_eq!((address.as_str(), port), ("10.0.0.5", 8080));
+                assert_eq!(tags, ["v2", "eu"]);
+                assert_eq!(
+                    meta,
+                    [
+                        ("zone".to_owned(), "a".to_owned()),
+                        ("url".to_owned(), "http://x?a=b".to_owned())
+                    ]
+                );
+                assert_eq!((weight, ttl), (5, Some(10)));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "services",
+            "register",
+            "orders",
+            "o1",
+            "--address",
+            "h",
+            "--port",
+            "1",
+        ])
+        .command
+        {
+            Command::Services(ServicesArgs {
+                command:
+                    ServicesCommand::Register {
+                        weight,
+                        ttl,
+                        tags,
+                        meta,
+                        ..
+                    },
+                ..
+            }) => {
+                assert_eq!(weight, DEFAULT_WEIGHT);
+                assert!(ttl.is_none() && tags.is_empty() && meta.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        parse_err(&["services", "register", "orders", "o1", "--address", "h"]);
+        parse_err(&[
+            "services",
+            "register",
+            "orders",
+            "o1",
+            "--address",
+            "h",
+            "--port",
+            "0",
+        ]);
+        parse_err(&[
+            "services",
+            "register",
+            "orders",
+            "o1",
+            "--address",
+            "h",
+            "--port",
+            "1",
+            "--meta",
+            "novalue",
+        ]);
+        match parse(&["services", "deregister", "orders", "o1"]).command {
+            Command::Services(ServicesArgs {
+                command: ServicesCommand::Deregister { name, id },
+                ..
+            }) => assert!(name == "orders" && id == "o1"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["services", "heartbeat", "orders", "o1"]).command,
+            Command::Services(ServicesArgs {
+                command: ServicesCommand::Heartbeat { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["services", "watch", "orders", "--from", "3"]).command,
+            Command::Services(ServicesArgs {
+                command: ServicesCommand::Watch { from: Some(3), .. },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn lease_spellings() {
+        assert!(matches!(
+            parse(&["lease", "grant", "10"]).command,
+            Command::Lease(LeaseArgs {
+                command: LeaseCommand::Grant { ttl: 10 },
+                ..
+            })
+        ));
+        for (sub, want) in [("keepalive", "a1"), ("revoke", "a1"), ("info", "a1")] {
+            let cli = parse(&["lease", sub, want]);
+            let Command::Lease(LeaseArgs { command, .. }) = cli.command else {
+                panic!()
+            };
+            let id = match command {
+                LeaseCommand::Keepalive { id }
+                | LeaseCommand::Revoke { id }
+                | LeaseCommand::Info { id } => id,
+                LeaseCommand::Grant { .. } => panic!("grant"),
+            };
+            assert_eq!(id, want);
+        }
+        parse_err(&["lease", "grant", "ten"]);
+    }
+
+    #[test]
+    fn status_spelling_and_missing_subcommand() {
+        assert!(matches!(parse(&["status"]).command, Command::Status(_)));
+        parse_err(&[]);
+        parse_err(&["bogus"]);
+    }
+}
