@@ -1,1 +1,33 @@
-//! openraft glue for Concord.
+//! openraft glue for Concord: the replicated log under the state machine.
+//!
+//! A [`RaftNode`] owns one openraft instance and everything it needs: the Raft log
+//! and vote in a redb file (`data_dir/raft.redb`, every append fsynced before
+//! openraft hears it is durable), the in-memory [`concord_state::StateMachine`]
+//! persisted by snapshot files (`data_dir/snapshots/`), and an HTTP peer network
+//! (axum server on the peer listener, one pooled reqwest client).
+//!
+//! openraft 0.9 fsyncs every client write as its own entry, so `propose` groups
+//! concurrent proposals into one entry (one fsync) per batch; see `proposer.rs`.
+//!
+//! No openraft type crosses this crate's public API: callers propose
+//! [`concord_state::Command`]s, read the shared state machine, and watch
+//! [`RaftStatus`], [`Leadership`] and the applied revision.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+mod codec;
+#[cfg(test)]
+mod conformance;
+mod error;
+mod log_store;
+mod network;
+mod node;
+mod peer_server;
+mod proposer;
+mod snapshot_files;
+mod state_machine;
+mod type_config;
+
+pub use error::{ProposeError, RaftError};
+pub use node::{Leadership, MemberInfo, RaftNode, RaftOptions, RaftStatus, WriteStats};
+pub use type_config::NodeInfo;

@@ -1,0 +1,509 @@
+//! `RaftNode`: one running openraft instance with its storage and peer server.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use concord_state::{Command, HistoryLimits, Outcome, StateMachine};
+use openraft::error::{CheckIsLeaderError, Fatal, ForwardToLeader, InitializeError};
+use openraft::{RaftMetrics, ServerState, SnapshotPolicy};
+use redb::Database;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::error::{ProposeError, RaftError};
+use crate::log_store::{LogShared, LogStore};
+use crate::network::Network;
+use crate::peer_server::{self, LeaderContact};
+use crate::proposer::{self, Pending, ProposerStats};
+use crate::snapshot_files::{SnapshotFiles, StoredSnapshot};
+use crate::state_machine::StateMachineStore;
+use crate::type_config::{NodeInfo, Raft};
+
+/// Per-chunk deadline for sending and installing a snapshot; generous because the
+/// last chunk includes restoring the whole state machine and an fsync on the follower.
+const INSTALL_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many already-snapshotted entries stay in the log, so a briefly
+/// lagging follower catches up from the log instead of a full snapshot.
+const MAX_LOG_KEPT_BEHIND_SNAPSHOT: u64 = 1000;
+/// Entries per AppendEntries request. Each entry is a proposal batch of up to
+/// ~1 MiB (see `proposer.rs`), so a request stays well under the peer body limit.
+const MAX_ENTRIES_PER_APPEND: u64 = 64;
+/// How long `shutdown` waits for the peer server to finish in-flight requests.
+const SERVER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `shutdown` waits for openraft's tasks to release the redb file.
+const STORAGE_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Everything a node needs to start. The peer listener is bound by the caller, so
+/// a port conflict is the caller's error and tests can use port 0.
+#[derive(Debug)]
+pub struct RaftOptions {
+    /// This node's id; unique in the cluster and stable across restarts.
+    pub node_id: u64,
+    /// Holds `raft.redb` (log and vote) and `snapshots/`.
+    pub data_dir: PathBuf,
+    /// Where peers reach this node's Raft routes.
+    pub peer_listener: tokio::net::TcpListener,
+    /// The peer address other members use for this node (stored in the membership).
+    pub advertise_peer_addr: String,
+    /// This node's client API address, stored in the membership so followers can name the leader's.
+    pub client_addr: String,
+    /// Take a snapshot every this many applied entries and purge the log behind it.
+    pub snapshot_every: u64,
+    /// Leader heartbeat period; also openraft's deadline for one AppendEntries RPC.
+    pub heartbeat_interval: Duration,
+    /// Followers start an election after a random timeout in `[min, max)`.
+    pub election_timeout: (Duration, Duration),
+    /// Event history kept by the state machine for watches.
+    pub history: HistoryLimits,
+}
+
+/// Who leads, and in which term. Changes only when either changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leadership {
+    /// The known leader, if any.
+    pub leader_id: Option<u64>,
+    /// The current term.
+    pub term: u64,
+}
+
+/// One cluster member as this node knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub id: u64,
+    pub peer_addr: String,
+    pub client_addr: String,
+    /// Voters count toward quorums; learners only receive the log.
+    pub voter: bool,
+}
+
+/// A point-in-time view of this node's Raft state, for status endpoints and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftStatus {
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    /// Log index of the last entry known committed (0 before any).
+    pub commit_index: u64,
+    /// Log index of the last entry applied to the state machine (0 before any).
+    pub applied_index: u64,
+    /// Log index of the last entry in this node's log (0 when empty).
+    pub last_log_index: u64,
+    /// Log index covered by the newest snapshot, if one was taken or installed.
+    pub snapshot_index: Option<u64>,
+    /// Entries up to this log index were purged from the log (they live in the snapshot).
+    pub purged_index: Option<u64>,
+    pub members: Vec<MemberInfo>,
+    /// `Some(0)` on the leader; on a follower, time since the leader last reached
+    /// it (`None` if never since start). Drives stale-read headers.
+    pub millis_since_leader_contact: Option<u64>,
+}
+
+/// Counters of the write path: how proposals were grouped into log entries and fsyncs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Commands proposed through this node.
+    pub proposals: u64,
+    /// Log entries those proposals were packed into (one per group commit).
+    pub proposal_batches: u64,
+    /// Log appends, each one redb transaction and one fsync (leader and follower).
+    pub log_appends: u64,
+    /// Entries written by those appends.
+    pub log_entries_appended: u64,
+    /// Durable commits of any kind: appends, votes, truncations, purges.
+    pub log_syncs: u64,
+}
+
+/// A running Raft node. Cheap to clone; call [`RaftNode::shutdown`] to stop it
+/// (dropping the handles does not).
+#[derive(Clone)]
+pub struct RaftNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    node_id: u64,
+    self_info: NodeInfo,
+    raft: Raft,
+    sm: Arc<RwLock<StateMachine>>,
+    applied_rx: watch::Receiver<u64>,
+    leadership_rx: watch::Receiver<Leadership>,
+    log: Arc<LogShared>,
+    proposals: tokio::sync::mpsc::Sender<Pending>,
+    proposer_stats: Arc<ProposerStats>,
+    contact: Arc<LeaderContact>,
+    /// The redb database; `shutdown` waits for it to be dropped so a restart can reopen it.
+    db: Weak<Database>,
+    tasks: Mutex<Option<Tasks>>,
+}
+
+struct Tasks {
+    server_stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    leadership: JoinHandle<()>,
+    proposer: JoinHandle<()>,
+}
+
+impl RaftNode {
+    /// Opens storage, loads the newest snapshot into the state machine (openraft then
+    /// replays only the committed log after it), starts openraft and serves the peer
+    /// routes on `opts.peer_listener`.
+    pub async fn start(opts: RaftOptions) -> Result<RaftNode, RaftError> {
+        let config = build_config(&opts)?;
+        let data_dir = opts.data_dir.clone();
+        let (log_store, files, loaded) =
+            tokio::task::spawn_blocking(move || open_storage(&data_dir))
+                .await
+                .map_err(|e| RaftError::Storage(format!("storage open task failed: {e}")))??;
+        let log = log_store.shared();
+        let db = log_store.db_weak();
+        let (sm_store, handles) = StateMachineStore::new(files, loaded, opts.history)
+            .map_err(|e| RaftError::Snapshot(e.to_string()))?;
+        let network = Network::new(opts.node_id).map_err(|e| RaftError::Network(e.to_string()))?;
+        let raft = Raft::new(opts.node_id, Arc::new(config), network, log_store, sm_store)
+            .await
+            .map_err(|e| RaftError::Raft(e.to_string()))?;
+
+        let contact = Arc::new(LeaderContact::default());
+        let app = peer_server::router(raft.clone(), opts.node_id, contact.clone());
+        let (server_stop, stop_rx) = oneshot::channel::<()>();
+        let listener = opts.peer_listener;
+        let node_id = opts.node_id;
+        let server = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(node_id, error = %e, "peer server failed");
+            }
+        });
+
+        let (leadership_tx, leadership_rx) = watch::channel(Leadership::default());
+        let leadership = tokio::spawn(follow_leadership(node_id, raft.metrics(), leadership_tx));
+
+        let (proposals, queue) = tokio::sync::mpsc::channel(proposer::QUEUE_DEPTH);
+        let proposer_stats = Arc::new(ProposerStats::default());
+        let redirect_raft = raft.clone();
+        let not_leader: proposer::NotLeader = Arc::new(move |f| not_leader(&redirect_raft, f));
+        let proposer = tokio::spawn(proposer::run(
+            raft.clone(),
+            queue,
+            proposer_stats.clone(),
+            not_leader,
+        ));
+
+        Ok(RaftNode {
+            inner: Arc::new(Inner {
+                node_id,
+                self_info: NodeInfo {
+                    peer_addr: opts.advertise_peer_addr,
+                    client_addr: opts.client_addr,
+                },
+                raft,
+                sm: handles.sm,
+                applied_rx: handles.revision_rx,
+                leadership_rx,
+                log,
+                proposals,
+                proposer_stats,
+                contact,
+                db,
+                tasks: Mutex::new(Some(Tasks {
+                    server_stop,
+                    server,
+                    leadership,
+                    proposer,
+                })),
+            }),
+        })
+    }
+
+    /// Bootstraps a one-member cluster of this node. `Ok` without effect when the
+    /// node is already initialized (a restart on an existing data directory).
+    pub async fn initialize_single(&self) -> Result<(), RaftError> {
+        let members = BTreeMap::from([(self.inner.node_id, self.inner.self_info.clone())]);
+        self.initialize(members).await
+    }
+
+    /// Bootstraps a cluster with these voters (call it on one of them). `Ok`
+    /// without effect when this node is already initialized.
+    pub async fn initialize(&self, members: BTreeMap<u64, NodeInfo>) -> Result<(), RaftError> {
+        // Checked first because openraft logs a refused initialize at error level.
+        match self.inner.raft.is_initialized().await {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(RaftError::Raft(e.to_string())),
+        }
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => Ok(()),
+            Err(openraft::error::RaftError::APIError(InitializeError::NotAllowed(e))) => {
+                tracing::debug!(reason = %e, "already initialized; initialize is a no-op");
+                Ok(())
+            }
+            Err(e) => Err(RaftError::Initialize(e.to_string())),
+        }
+    }
+
+    /// Appends `cmd` to the log and waits until it is committed and applied here;
+    /// returns what the state machine answered. Concurrent proposals are grouped
+    /// into shared log entries (one fsync per group), in arrival order.
+    ///
+    /// There is no deadline inside: a leader cut off from its quorum waits until it
+    /// steps down, so callers wrap this in their own timeout.
+    pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.inner
+            .proposals
+            .send(Pending { cmd, reply })
+            .await
+            .map_err(|_| ProposeError::Unavailable("the raft node is shutting down".to_string()))?;
+        answer.await.map_err(|_| {
+            ProposeError::Unavailable(
+                "raft stopped before the write was answered; it may or may not be applied"
+                    .to_string(),
+            )
+        })?
+    }
+
+    /// Read index: confirms leadership with a quorum and waits until the state
+    /// machine has applied everything committed before the call, so reads of
+    /// [`RaftNode::state`] afterwards are linearizable.
+    pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(openraft::error::RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
+                Err(not_leader(&self.inner.raft, f))
+            }
+            Err(openraft::error::RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
+                Err(ProposeError::Unavailable(e.to_string()))
+            }
+            Err(openraft::error::RaftError::Fatal(f)) => Err(fatal_to_propose(f)),
+        }
+    }
+
+    /// The state machine. Lock it briefly and never across an `.await`: applies wait for it.
+    pub fn state(&self) -> Arc<RwLock<StateMachine>> {
+        self.inner.sm.clone()
+    }
+
+    /// The store revision, updated after each applied batch that changed it.
+    pub fn applied(&self) -> watch::Receiver<u64> {
+        self.inner.applied_rx.clone()
+    }
+
+    /// This node's view of the cluster right now.
+    pub fn status(&self) -> RaftStatus {
+        let metrics = self.inner.raft.metrics();
+        let m = metrics.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        let members = membership
+            .nodes()
+            .map(|(id, node)| MemberInfo {
+                id: *id,
+                peer_addr: node.peer_addr.clone(),
+                client_addr: node.client_addr.clone(),
+                voter: voters.contains(id),
+            })
+            .collect();
+        let applied_index = m.last_applied.map_or(0, |id| id.index);
+        let commit_index = self
+            .inner
+            .log
+            .committed_index()
+            .unwrap_or(0)
+            .max(applied_index);
+        let millis_since_leader_contact = if m.state == ServerState::Leader {
+            Some(0)
+        } else {
+            self.inner
+                .contact
+                .elapsed()
+                .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        };
+        RaftStatus {
+            node_id: self.inner.node_id,
+            leader_id: m.current_leader,
+            term: m.current_term,
+            commit_index,
+            applied_index,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            snapshot_index: m.snapshot.map(|id| id.index),
+            purged_index: m.purged.map(|id| id.index),
+            members,
+            millis_since_leader_contact,
+        }
+    }
+
+    /// Leader and term, for components that act only on the leader (lease expiry, health checks).
+    pub fn leadership(&self) -> watch::Receiver<Leadership> {
+        self.inner.leadership_rx.clone()
+    }
+
+    /// Whether this node is the leader right now (it may be deposed a moment later).
+    pub fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow().state == ServerState::Leader
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.inner.node_id
+    }
+
+    /// Write-path counters (proposals, batches, appends, fsyncs), for metrics.
+    pub fn write_stats(&self) -> WriteStats {
+        let log = self.inner.log.counters();
+        WriteStats {
+            proposals: self.inner.proposer_stats.proposals.load(Ordering::Relaxed),
+            proposal_batches: self.inner.proposer_stats.batches.load(Ordering::Relaxed),
+            log_appends: log.appends,
+            log_entries_appended: log.entries,
+            log_syncs: log.syncs,
+        }
+    }
+
+    /// Stops openraft and the peer server and waits until the data directory is
+    /// released, so the node can be started again on it. Later calls are no-ops.
+    pub async fn shutdown(&self) -> Result<(), RaftError> {
+        let tasks = match self.inner.tasks.lock() {
+            Ok(mut t) => t.take(),
+            Err(_) => return Err(RaftError::Shutdown("node state lock poisoned".to_string())),
+        };
+        let Some(tasks) = tasks else {
+            return Ok(());
+        };
+        let raft_result = self.inner.raft.shutdown().await;
+        let _ = tasks.server_stop.send(());
+        let server_abort = tasks.server.abort_handle();
+        if tokio::time::timeout(SERVER_DRAIN_TIMEOUT, tasks.server)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                node_id = self.inner.node_id,
+                "peer server did not drain in time; aborted"
+            );
+            server_abort.abort();
+        }
+        tasks.leadership.abort();
+        // Queued proposals are answered `Unavailable` when their reply senders drop.
+        tasks.proposer.abort();
+        raft_result.map_err(|e| RaftError::Shutdown(format!("raft core task: {e}")))?;
+        wait_released(&self.inner.db).await
+    }
+}
+
+/// Builds `NotLeader`, filling in the leader's client address from the
+/// membership when openraft did not include the node.
+fn not_leader(raft: &Raft, f: ForwardToLeader<u64, NodeInfo>) -> ProposeError {
+    let leader_client_addr = match (f.leader_node, f.leader_id) {
+        (Some(node), _) => Some(node.client_addr),
+        (None, Some(id)) => raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.client_addr.clone()),
+        (None, None) => None,
+    };
+    ProposeError::NotLeader {
+        leader_id: f.leader_id,
+        leader_client_addr,
+    }
+}
+
+/// Maps an openraft fatal error: a stopped node is unavailable, anything else is fatal.
+pub(crate) fn fatal_to_propose(f: Fatal<u64>) -> ProposeError {
+    match f {
+        Fatal::Stopped => ProposeError::Unavailable("the raft node is shutting down".to_string()),
+        other => ProposeError::Fatal(other.to_string()),
+    }
+}
+
+fn build_config(opts: &RaftOptions) -> Result<openraft::Config, RaftError> {
+    if opts.snapshot_every == 0 {
+        return Err(RaftError::InvalidOptions(
+            "snapshot_every must be at least 1".to_string(),
+        ));
+    }
+    let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let config = openraft::Config {
+        cluster_name: "concord".to_string(),
+        heartbeat_interval: millis(opts.heartbeat_interval),
+        election_timeout_min: millis(opts.election_timeout.0),
+        election_timeout_max: millis(opts.election_timeout.1),
+        install_snapshot_timeout: millis(INSTALL_SNAPSHOT_TIMEOUT),
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
+        max_in_snapshot_log_to_keep: opts.snapshot_every.min(MAX_LOG_KEPT_BEHIND_SNAPSHOT),
+        max_payload_entries: MAX_ENTRIES_PER_APPEND,
+        ..Default::default()
+    };
+    config
+        .validate()
+        .map_err(|e| RaftError::InvalidOptions(e.to_string()))
+}
+
+/// Opens the log and the snapshot directory under `data_dir`. Blocking.
+fn open_storage(
+    data_dir: &Path,
+) -> Result<(LogStore, SnapshotFiles, Option<StoredSnapshot>), RaftError> {
+    std::fs::create_dir_all(data_dir).map_err(|source| RaftError::Io {
+        context: format!("cannot create the data directory {}", data_dir.display()),
+        source,
+    })?;
+    let db_path = data_dir.join("raft.redb");
+    let log = LogStore::open(&db_path)
+        .map_err(|e| RaftError::Storage(format!("{}: {e}", db_path.display())))?;
+    let snap_dir = data_dir.join("snapshots");
+    let (files, loaded) = SnapshotFiles::open(&snap_dir).map_err(|source| RaftError::Io {
+        context: format!("cannot read snapshots in {}", snap_dir.display()),
+        source,
+    })?;
+    Ok((log, files, loaded))
+}
+
+/// Publishes leader/term changes from openraft's metrics; ends when openraft stops.
+async fn follow_leadership(
+    node_id: u64,
+    mut metrics: watch::Receiver<RaftMetrics<u64, NodeInfo>>,
+    tx: watch::Sender<Leadership>,
+) {
+    loop {
+        // The borrow ends before the await below (openraft #1238).
+        let now = {
+            let m = metrics.borrow_and_update();
+            Leadership {
+                leader_id: m.current_leader,
+                term: m.current_term,
+            }
+        };
+        let changed = tx.send_if_modified(|current| {
+            let changed = *current != now;
+            *current = now;
+            changed
+        });
+        if changed && now.leader_id.is_some() {
+            tracing::info!(node_id, leader_id = ?now.leader_id, term = now.term, "leader known");
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Waits until the last handle on the redb database is dropped.
+async fn wait_released(db: &Weak<Database>) -> Result<(), RaftError> {
+    let started = Instant::now();
+    while db.strong_count() > 0 {
+        if started.elapsed() > STORAGE_RELEASE_TIMEOUT {
+            return Err(RaftError::Shutdown(
+                "the raft log is still open after shutdown (a task did not stop)".to_string(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
