@@ -90,10 +90,10 @@ impl Server {
         let deadline = Instant::now() + START_DEADLINE;
         let http = reqwest::Client::new();
         loop {
-            if let Ok(r) = http.get(self.url("/v1/ready")).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = http.get(self.url("/v1/ready")).send().await
+                && r.status() == 200
+            {
+                return;
             }
             assert!(Instant::now() < deadline, "server not ready in time");
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -28,8 +28,7 @@ async fn kv_watch_delivers_in_order_and_resumes_without_gaps() {
         put_kv(&s, "elsewhere", "noise").await;
     }
     call(Method::DELETE, &s.url("/v1/kv/app/k0"), None).await;
-    let mut seen = Vec::new();
-    for i in 0..10 {
+    for (i, rev) in revs.iter().enumerate() {
         let e = w.next_change(WAIT).await;
         assert_eq!(e.event, "put");
         let d = data(&e);
@@ -38,11 +37,10 @@ async fn kv_watch_delivers_in_order_and_resumes_without_gaps() {
         assert_eq!(d["value"], format!("v{i}"));
         assert_eq!(
             e.id.as_deref(),
-            Some(revs[i].to_string().as_str()),
+            Some(rev.to_string().as_str()),
             "SSE id is the revision"
         );
-        assert_eq!(d["revision"], revs[i]);
-        seen.push(revs[i]);
+        assert_eq!(d["revision"], *rev);
     }
     let del = w.next_change(WAIT).await;
     assert_eq!(del.event, "delete");
@@ -51,9 +49,9 @@ async fn kv_watch_delivers_in_order_and_resumes_without_gaps() {
 
     // Resume from the middle with Last-Event-ID: exactly the later events, once each.
     let mut w = Sse::open(&s.url("/v1/watch?prefix=app/"), Some(revs[4])).await;
-    for i in 5..10 {
+    for rev in &revs[5..] {
         let d = data(&w.next_change(WAIT).await);
-        assert_eq!(d["revision"], revs[i], "no gap, no duplicate");
+        assert_eq!(d["revision"], *rev, "no gap, no duplicate");
     }
     assert_eq!(data(&w.next_change(WAIT).await)["type"], "delete");
     // And from_revision does the same.
