@@ -29,6 +29,8 @@ pub struct ServerConfig {
     pub history_max_bytes: usize,
     /// Idle watch streams get a progress event at least this often.
     pub progress_interval: Duration,
+    /// How long a write may wait for commit before the client gets 503 (outcome unknown).
+    pub write_timeout: Duration,
     /// Raft heartbeat interval.
     pub heartbeat_interval: Duration,
     /// Raft election timeout range (min, max).
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             history_max_events: 100_000,
             history_max_bytes: 64 << 20,
             progress_interval: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
             heartbeat_interval: Duration::from_millis(100),
             election_timeout: (Duration::from_millis(500), Duration::from_millis(1000)),
         }

@@ -64,7 +64,15 @@ impl Node {
     /// Refusals (failed CAS, missing lease) come back as errors.
     pub async fn write(&self, cmd: Command) -> ApiResult<Outcome> {
         let started = Instant::now();
-        let outcome = self.raft.propose(cmd).await?;
+        // A leader cut off from its quorum would wait until it steps down; bound it.
+        let outcome = tokio::time::timeout(self.config.write_timeout, self.raft.propose(cmd))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    concord_api::ErrorCode::Unavailable,
+                    "the write was not committed in time; it may or may not take effect — read before retrying",
+                )
+            })??;
         self.metrics
             .propose_latency
             .observe(started.elapsed().as_secs_f64());
