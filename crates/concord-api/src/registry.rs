@@ -39,7 +39,8 @@ pub struct Instance {
     pub tags: Vec<String>,
     pub meta: BTreeMap<String, String>,
     pub weight: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `null` for persistent instances; always present so clients can rely on the field.
+    #[serde(default)]
     pub ttl_secs: Option<u32>,
 }
 

@@ -25,8 +25,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for Builder 
         let log = LogStore::open(&dir.path().join("raft.redb")).map_err(|e| io(&e))?;
         let (files, loaded) =
             SnapshotFiles::open(&dir.path().join("snapshots")).map_err(|e| io(&e))?;
-        let (sm, _handles) =
-            StateMachineStore::new(files, loaded, HistoryLimits::default()).map_err(|e| io(&e))?;
+        let (sm, _handles) = StateMachineStore::new(files, loaded, HistoryLimits::default(), None)
+            .map_err(|e| io(&e))?;
         Ok((dir, log, sm))
     }
 }

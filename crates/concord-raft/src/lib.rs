@@ -30,4 +30,5 @@ mod type_config;
 
 pub use error::{ProposeError, RaftError};
 pub use node::{Leadership, MemberInfo, RaftNode, RaftOptions, RaftStatus, WriteStats};
+pub use state_machine::ApplyObserver;
 pub use type_config::NodeInfo;

@@ -19,7 +19,7 @@ use crate::network::Network;
 use crate::peer_server::{self, LeaderContact};
 use crate::proposer::{self, Pending, ProposerStats};
 use crate::snapshot_files::{SnapshotFiles, StoredSnapshot};
-use crate::state_machine::StateMachineStore;
+use crate::state_machine::{ApplyObserver, StateMachineStore};
 use crate::type_config::{NodeInfo, Raft};
 
 /// Per-chunk deadline for sending and installing a snapshot; generous because the
@@ -38,7 +38,6 @@ const STORAGE_RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything a node needs to start. The peer listener is bound by the caller, so
 /// a port conflict is the caller's error and tests can use port 0.
-#[derive(Debug)]
 pub struct RaftOptions {
     /// This node's id; unique in the cluster and stable across restarts.
     pub node_id: u64,
@@ -58,6 +57,24 @@ pub struct RaftOptions {
     pub election_timeout: (Duration, Duration),
     /// Event history kept by the state machine for watches.
     pub history: HistoryLimits,
+    /// Told how long each applied batch took (for the server's metrics).
+    pub on_apply: Option<ApplyObserver>,
+}
+
+impl std::fmt::Debug for RaftOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftOptions")
+            .field("node_id", &self.node_id)
+            .field("data_dir", &self.data_dir)
+            .field("advertise_peer_addr", &self.advertise_peer_addr)
+            .field("client_addr", &self.client_addr)
+            .field("snapshot_every", &self.snapshot_every)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("election_timeout", &self.election_timeout)
+            .field("history", &self.history)
+            .field("on_apply", &self.on_apply.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Who leads, and in which term. Changes only when either changes.
@@ -159,8 +176,9 @@ impl RaftNode {
                 .map_err(|e| RaftError::Storage(format!("storage open task failed: {e}")))??;
         let log = log_store.shared();
         let db = log_store.db_weak();
-        let (sm_store, handles) = StateMachineStore::new(files, loaded, opts.history)
-            .map_err(|e| RaftError::Snapshot(e.to_string()))?;
+        let (sm_store, handles) =
+            StateMachineStore::new(files, loaded, opts.history, opts.on_apply)
+                .map_err(|e| RaftError::Snapshot(e.to_string()))?;
         let network = Network::new(opts.node_id).map_err(|e| RaftError::Network(e.to_string()))?;
         let raft = Raft::new(opts.node_id, Arc::new(config), network, log_store, sm_store)
             .await

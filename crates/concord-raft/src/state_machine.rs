@@ -39,7 +39,12 @@ struct Shared {
     limits: HistoryLimits,
     /// Makes snapshot ids unique within this process.
     snapshot_seq: AtomicU64,
+    on_apply: Option<ApplyObserver>,
 }
+
+/// Called after each applied batch with how long applying it held the state lock,
+/// so the server can export apply latency without this crate knowing about metrics.
+pub type ApplyObserver = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
 
 /// The `RaftStateMachine` (and, cloned, its snapshot builder).
 #[derive(Clone)]
@@ -59,6 +64,7 @@ impl StateMachineStore {
         files: SnapshotFiles,
         loaded: Option<StoredSnapshot>,
         limits: HistoryLimits,
+        on_apply: Option<ApplyObserver>,
     ) -> Result<(StateMachineStore, StateMachineHandles), concord_state::SnapshotError> {
         let (sm, applied) = match loaded {
             Some(snap) => (
@@ -80,6 +86,7 @@ impl StateMachineStore {
                 files,
                 limits,
                 snapshot_seq: AtomicU64::new(0),
+                on_apply,
             }),
         };
         Ok((store, StateMachineHandles { sm, revision_rx }))
@@ -167,6 +174,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I::IntoIter: Send,
     {
         let shared = &self.shared;
+        let started = std::time::Instant::now();
         let (outcomes, revision) = {
             let mut sm = shared.sm.write().map_err(|_| poisoned())?;
             let mut applied = shared.applied.lock().map_err(|_| poisoned())?;
@@ -187,6 +195,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             }
             (outcomes, sm.revision())
         };
+        if let Some(observe) = &shared.on_apply {
+            observe(started.elapsed());
+        }
         shared.publish_revision(revision);
         Ok(outcomes)
     }

@@ -65,6 +65,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let peer_listener = bind(config.peer_addr).await?;
     let client_addr = client_listener.local_addr()?;
     let peer_addr = peer_listener.local_addr()?;
+    let metrics = metrics::Metrics::new();
+    let apply_latency = metrics.apply_latency.clone();
     let raft = RaftNode::start(RaftOptions {
         node_id: config.node_id,
         data_dir: config.data_dir.clone(),
@@ -78,6 +80,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             max_events: config.history_max_events,
             max_bytes: config.history_max_bytes,
         },
+        on_apply: Some(Arc::new(move |d| apply_latency.observe(d.as_secs_f64()))),
     })
     .await
     .map_err(|e| ServerError::Raft(e.to_string()))?;
@@ -91,7 +94,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         raft,
         config,
         leases: Default::default(),
-        metrics: Default::default(),
+        metrics,
         ready: AtomicBool::new(false),
     });
     let (stop, stop_rx) = watch::channel(false);

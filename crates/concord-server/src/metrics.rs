@@ -37,6 +37,7 @@ pub struct Metrics {
     pub http_requests: Family<RequestLabels, Counter>,
     pub http_latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub propose_latency: Histogram,
+    pub apply_latency: Histogram,
     pub raft_term: Gauge,
     pub raft_leader: Gauge,
     pub raft_commit_index: Gauge,
@@ -60,6 +61,12 @@ impl Metrics {
                 latency_histogram,
             );
         let propose_latency = latency_histogram();
+        let apply_latency = Histogram::new(exponential_buckets(0.000_001, 2.0, 20));
+        registry.register(
+            "raft_apply_duration_seconds",
+            "Time to apply one batch of committed log entries to the state machine",
+            apply_latency.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route, method and status",
@@ -79,6 +86,7 @@ impl Metrics {
             http_requests,
             http_latency,
             propose_latency,
+            apply_latency,
             raft_term: Gauge::default(),
             raft_leader: Gauge::default(),
             raft_commit_index: Gauge::default(),

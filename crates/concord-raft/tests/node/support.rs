@@ -51,6 +51,7 @@ pub fn options(
         heartbeat_interval: Duration::from_millis(100),
         election_timeout: (Duration::from_millis(700), Duration::from_millis(1400)),
         history: HistoryLimits::default(),
+        on_apply: None,
     }
 }
 

@@ -86,8 +86,9 @@ pub async fn get_root(State(node): State<SharedNode>, params: Params) -> ApiResu
 }
 
 async fn read(node: SharedNode, key: String, params: Params) -> ApiResult<Response> {
-    let prefix = params.flag("prefix")?;
     let keys_only = params.flag("keys")?;
+    // `keys=true` lists, as Consul's `?keys` does, so it implies a prefix read.
+    let prefix = params.flag("prefix")? || keys_only;
     let raw = params.flag("raw")?;
     let limit = params.u64("limit")?.map(|l| l as usize);
     // The empty prefix (the whole keyspace) is the one key that may be empty.

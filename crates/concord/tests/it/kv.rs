@@ -58,6 +58,12 @@ async fn put_get_delete_and_listing() {
     assert!(b["revision"].as_u64().is_some());
     let (_, _, b) = get(&s.url("/v1/kv/app/?prefix=true&keys=true")).await;
     assert_eq!(b["keys"], json!(["app/a", "app/b", "app/c/d"]));
+    let (_, _, b) = get(&s.url("/v1/kv/app/?keys=true")).await;
+    assert_eq!(
+        b["keys"],
+        json!(["app/a", "app/b", "app/c/d"]),
+        "keys implies prefix"
+    );
     let (_, _, b) = get(&s.url("/v1/kv/app/?prefix=true&limit=2")).await;
     assert_eq!(b["items"].as_array().unwrap().len(), 2);
     let (_, _, b) = get(&s.url("/v1/kv?prefix=true&keys=true")).await;

@@ -36,6 +36,7 @@ async fn status_health_ready_metrics() {
         "concord_raft_commit_index",
         "concord_raft_applied_index",
         "concord_raft_propose_duration_seconds",
+        "concord_raft_apply_duration_seconds_count",
         "concord_kv_keys",
         "concord_services",
         "concord_instances",

@@ -22,7 +22,11 @@ async fn register_discover_deregister() {
     assert_eq!(b["instance"]["id"], "o1");
     assert_eq!(b["instance"]["address"], "10.0.0.5");
     assert_eq!(b["instance"]["meta"]["zone"], "a");
-    assert!(b["instance"].get("ttl_secs").is_none_or(|t| t.is_null()));
+    assert_eq!(
+        b["instance"]["ttl_secs"],
+        serde_json::Value::Null,
+        "present, null: {b}"
+    );
 
     let (st, _, b) = call(
         Method::PUT,
@@ -46,7 +50,9 @@ async fn register_discover_deregister() {
         .map(|i| i["id"].clone())
         .collect();
     assert_eq!(ids, vec![json!("o1"), json!("o2")]);
-    for field in ["id", "address", "port", "tags", "meta", "weight"] {
+    for field in [
+        "id", "address", "port", "tags", "meta", "weight", "ttl_secs",
+    ] {
         assert!(
             b["instances"][0].get(field).is_some(),
             "instance has {field}"
