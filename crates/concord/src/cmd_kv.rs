@@ -1,15 +1,13 @@
 //! `concord kv ...`.
 
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use base64::Engine as _;
 use concord_api::kv::KvItem;
 use concord_api::watch::{KvEvent, KvEventKind};
-use concord_client::{Client, DeleteOptions, PutOptions, WatchEvent};
-use futures::StreamExt;
+use concord_client::{Client, DeleteOptions, PutOptions};
 
 use crate::cli::KvCommand;
 use crate::output::{Output, Table, one_line, or_dash};
-use crate::signal::shutdown_signal;
 
 /// Longest value shown in `kv ls` tables and watch lines.
 const VALUE_WIDTH: usize = 60;
@@ -101,26 +99,8 @@ async fn watch(
     from: Option<u64>,
     out: &mut Output,
 ) -> anyhow::Result<()> {
-    let mut events = client.watch_prefix(prefix, from).await?;
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return Ok(()),
-            next = events.next() => match next {
-                Some(Ok(WatchEvent::Change(event))) => {
-                    if out.is_json() {
-                        out.json_line(&event)?;
-                    } else {
-                        out.text(&event_line(&event))?;
-                    }
-                }
-                Some(Ok(WatchEvent::Progress(_))) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => bail!("the server closed the watch stream"),
-            },
-        }
-    }
+    let events = client.watch_prefix(prefix, from).await?;
+    crate::follow::follow(events, out, event_line).await
 }
 
 /// The value bytes of a put event, whichever field carried them.

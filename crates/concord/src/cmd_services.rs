@@ -1,14 +1,11 @@
 //! `concord services ...`.
 
-use anyhow::bail;
 use concord_api::registry::{Instance, InstanceSpec, ServiceDetail, ServiceList};
 use concord_api::watch::{ServiceEvent, ServiceEventKind};
-use concord_client::{Client, WatchEvent};
-use futures::StreamExt;
+use concord_client::Client;
 
 use crate::cli::ServicesCommand;
 use crate::output::{Output, Table};
-use crate::signal::shutdown_signal;
 
 /// Runs one service registry subcommand.
 pub async fn run(
@@ -103,26 +100,8 @@ async fn watch(
     from: Option<u64>,
     out: &mut Output,
 ) -> anyhow::Result<()> {
-    let mut events = client.watch_service(name, from).await?;
-    let stop = shutdown_signal();
-    tokio::pin!(stop);
-    loop {
-        tokio::select! {
-            _ = &mut stop => return Ok(()),
-            next = events.next() => match next {
-                Some(Ok(WatchEvent::Change(event))) => {
-                    if out.is_json() {
-                        out.json_line(&event)?;
-                    } else {
-                        out.text(&event_line(&event))?;
-                    }
-                }
-                Some(Ok(WatchEvent::Progress(_))) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => bail!("the server closed the watch stream"),
-            },
-        }
-    }
+    let events = client.watch_service(name, from).await?;
+    crate::follow::follow(events, out, event_line).await
 }
 
 /// `7 REGISTER orders/o1 10.0.0.5:8080`.

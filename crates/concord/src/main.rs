@@ -12,6 +12,7 @@ mod cmd_lease;
 mod cmd_node;
 mod cmd_services;
 mod cmd_status;
+mod follow;
 mod output;
 mod signal;
 
