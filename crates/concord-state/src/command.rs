@@ -76,6 +76,13 @@ pub enum Command {
         /// The lease.
         id: u64,
     },
+    /// Replace the whole replicated state with a snapshot (`StateMachine::snapshot`
+    /// bytes), to seed a cluster from a backup. Goes through the log like any change so
+    /// every member, and every member added later, gets it.
+    Restore {
+        /// The snapshot bytes.
+        snapshot: Vec<u8>,
+    },
 }
 
 /// One guard of a transaction.
@@ -207,6 +214,11 @@ pub enum Outcome {
         /// Store revision after the command.
         revision: u64,
     },
+    /// Answer to `Restore`.
+    Restored {
+        /// Store revision after the command.
+        revision: u64,
+    },
     /// The command was refused; nothing changed. Refusals are replicated results, not faults.
     Refused(StateError),
 }
@@ -223,6 +235,9 @@ pub enum StateError {
     /// A put or revoke named a lease that does not exist.
     #[error("lease {0:016x} not found")]
     LeaseNotFound(u64),
+    /// A restore carried bytes that are not a valid snapshot.
+    #[error("invalid snapshot: {0}")]
+    InvalidSnapshot(String),
     /// A deregister named an instance that does not exist.
     #[error("instance {service}/{id} not found")]
     InstanceNotFound {

@@ -17,6 +17,7 @@ mod machine;
 #[cfg(test)]
 mod proptests;
 mod registry;
+mod restore;
 mod snapshot;
 #[cfg(test)]
 mod testutil;

@@ -96,6 +96,7 @@ impl StateMachine {
             Command::LeaseExpire { id } => {
                 self.lease_revoke(id, concord_api::watch::ServiceEventKind::Expire)
             }
+            Command::Restore { snapshot } => self.restore_from(&snapshot),
         }
     }
 

@@ -112,7 +112,8 @@ pub(crate) fn outcome_revision(outcome: &Outcome) -> Option<u64> {
         | Outcome::Deleted { revision, .. }
         | Outcome::Txn { revision, .. }
         | Outcome::LeaseGranted { revision, .. }
-        | Outcome::LeaseRevoked { revision } => Some(*revision),
+        | Outcome::LeaseRevoked { revision }
+        | Outcome::Restored { revision } => Some(*revision),
         Outcome::Refused(_) => None,
     }
 }
