@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod cluster;
 pub mod error;
 pub mod kv;
 pub mod lease;

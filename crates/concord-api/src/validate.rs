@@ -2,6 +2,7 @@
 //!
 //! Service names become DNS labels later, so they follow RFC 1123 label rules.
 
+use crate::cluster::AddMemberRequest;
 use crate::registry::InstanceSpec;
 
 /// Longest key, in bytes.
@@ -182,6 +183,57 @@ pub fn instance_spec(spec: &InstanceSpec) -> Result<(), Invalid> {
     Ok(())
 }
 
+/// Raft node ids start at 1.
+pub fn node_id(field: &str, id: u64) -> Result<(), Invalid> {
+    if id == 0 {
+        return Err(Invalid::new(
+            field,
+            format!("{field} must be greater than 0"),
+        ));
+    }
+    Ok(())
+}
+
+/// `HOST:PORT` with a non-empty host (name, IPv4, or bracketed IPv6) and a port
+/// of 1-65535; no scheme, path or whitespace.
+pub fn host_port(field: &str, addr: &str) -> Result<(), Invalid> {
+    let bad = |why: &str| {
+        Invalid::new(
+            field,
+            format!("{field} must be HOST:PORT (e.g. 10.0.0.5:7601), got {addr:?}: {why}"),
+        )
+    };
+    if addr.is_empty() || addr.len() > MAX_ADDRESS_BYTES {
+        return Err(bad(&format!("must be 1-{MAX_ADDRESS_BYTES} bytes")));
+    }
+    if addr.contains("://") || addr.contains('/') {
+        return Err(bad("no scheme or path"));
+    }
+    if addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("no whitespace"));
+    }
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return Err(bad("the port is missing"));
+    };
+    if host.is_empty() || host == "[]" {
+        return Err(bad("the host is missing"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(bad("write IPv6 hosts in brackets, e.g. [::1]:7601"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(bad("the port must be 1-65535")),
+    }
+}
+
+/// The body of `POST /v1/cluster/members`.
+pub fn add_member(req: &AddMemberRequest) -> Result<(), Invalid> {
+    node_id("id", req.id)?;
+    host_port("peer_addr", &req.peer_addr)?;
+    host_port("client_addr", &req.client_addr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +299,46 @@ mod tests {
         s.weight = 0;
         s.ttl_secs = Some(86_400);
         assert!(instance_spec(&s).is_ok());
+    }
+
+    #[test]
+    fn member_addresses() {
+        for ok in [
+            "127.0.0.1:7601",
+            "node-2.internal:1",
+            "[::1]:7601",
+            "h:65535",
+        ] {
+            assert_eq!(host_port("peer_addr", ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "127.0.0.1",
+            ":7601",
+            "h:0",
+            "h:65536",
+            "h:port",
+            "http://h:1",
+            "h:1/x",
+            "h :1",
+            "::1:7601",
+            "[]:1",
+        ] {
+            let e = host_port("peer_addr", bad).unwrap_err();
+            assert_eq!(e.field, "peer_addr", "{bad}");
+        }
+        let req = AddMemberRequest {
+            id: 0,
+            peer_addr: "h:1".into(),
+            client_addr: "h:2".into(),
+            voter: false,
+        };
+        assert_eq!(add_member(&req).unwrap_err().field, "id");
+        let req = AddMemberRequest {
+            id: 4,
+            client_addr: String::new(),
+            ..req
+        };
+        assert_eq!(add_member(&req).unwrap_err().field, "client_addr");
     }
 }

@@ -28,7 +28,9 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+mod backup;
 mod client;
+mod cluster;
 pub mod encode;
 mod error;
 mod kv;

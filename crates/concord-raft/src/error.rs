@@ -64,3 +64,19 @@ pub enum RaftError {
     #[error("shutdown: {0}")]
     Shutdown(String),
 }
+
+/// Why a membership change was refused. Split so the server can answer 400, 404 or 503.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// The change contradicts the cluster: id 0, an id or peer address that is
+    /// already taken, removing the last voter.
+    #[error("{0}")]
+    Invalid(String),
+    /// No member has this id.
+    #[error("node {0} is not a member of the cluster")]
+    UnknownMember(u64),
+    /// The same cases as a proposal: not the leader (retry there), no quorum,
+    /// shutting down. A change that timed out may still take effect.
+    #[error(transparent)]
+    Raft(#[from] ProposeError),
+}

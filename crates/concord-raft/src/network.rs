@@ -5,7 +5,9 @@
 //! address plus a handle on that pool. Each request carries openraft's deadline.
 //! Routes and encodings match `peer_server`.
 
+use std::collections::HashMap;
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -32,22 +34,45 @@ pub(crate) const SNAPSHOT_PATH: &str = "/raft/snapshot";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long an idle pooled connection is kept.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The HTTP client for all peer traffic (Raft RPCs and `/raft/info` lookups).
+pub(crate) fn peer_http_client() -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        // Peer traffic is point to point; an HTTP(S)_PROXY from the environment must not catch it.
+        .no_proxy()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// Where this node dials member `id`: its dial override if one is configured
+/// (fault-injection proxies, NAT), else the peer address in the membership.
+pub(crate) fn dial_addr<'a>(
+    routes: &'a HashMap<u64, String>,
+    id: u64,
+    peer_addr: &'a str,
+) -> &'a str {
+    routes.get(&id).map_or(peer_addr, String::as_str)
+}
+
 /// Builds peer clients that share one connection pool.
 pub(crate) struct Network {
     node_id: u64,
     http: reqwest::Client,
+    routes: Arc<HashMap<u64, String>>,
 }
 
 impl Network {
-    pub(crate) fn new(node_id: u64) -> Result<Network, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            // Peer traffic is point to point; an HTTP(S)_PROXY from the environment must not catch it.
-            .no_proxy()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Network { node_id, http })
+    pub(crate) fn new(
+        node_id: u64,
+        http: reqwest::Client,
+        routes: Arc<HashMap<u64, String>>,
+    ) -> Network {
+        Network {
+            node_id,
+            http,
+            routes,
+        }
     }
 }
 
@@ -61,7 +86,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
         }
         PeerClient {
             target,
-            base: format!("http://{}", node.peer_addr),
+            base: format!(
+                "http://{}",
+                dial_addr(&self.routes, target, &node.peer_addr)
+            ),
             http: self.http.clone(),
         }
     }

@@ -1,6 +1,6 @@
 //! `RaftNode`: one running openraft instance with its storage and peer server.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock, Weak};
@@ -13,10 +13,12 @@ use redb::Database;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::client_addrs::ClientAddrs;
 use crate::error::{ProposeError, RaftError};
 use crate::log_store::{LogShared, LogStore};
-use crate::network::Network;
+use crate::network::{self, Network};
 use crate::peer_server::{self, LeaderContact};
+use crate::promoter;
 use crate::proposer::{self, Pending, ProposerStats};
 use crate::snapshot_files::{SnapshotFiles, StoredSnapshot};
 use crate::state_machine::{ApplyObserver, StateMachineStore};
@@ -59,6 +61,10 @@ pub struct RaftOptions {
     pub history: HistoryLimits,
     /// Told how long each applied batch took (for the server's metrics).
     pub on_apply: Option<ApplyObserver>,
+    /// Dial overrides: this node reaches member `id` at `peer_routes[id]` instead
+    /// of the peer address in the membership (fault-injection proxies, NAT).
+    /// Applies to Raft RPCs and `/raft/info` lookups alike.
+    pub peer_routes: HashMap<u64, String>,
 }
 
 impl std::fmt::Debug for RaftOptions {
@@ -73,6 +79,7 @@ impl std::fmt::Debug for RaftOptions {
             .field("election_timeout", &self.election_timeout)
             .field("history", &self.history)
             .field("on_apply", &self.on_apply.is_some())
+            .field("peer_routes", &self.peer_routes)
             .finish_non_exhaustive()
     }
 }
@@ -112,7 +119,11 @@ pub struct RaftStatus {
     pub snapshot_index: Option<u64>,
     /// Entries up to this log index were purged from the log (they live in the snapshot).
     pub purged_index: Option<u64>,
+    /// Members; a client address missing from the membership (members bootstrapped
+    /// by an initial-cluster list) is filled from the lookup cache when known.
     pub members: Vec<MemberInfo>,
+    /// Log index of the membership config this node follows, if it has one.
+    pub membership_index: Option<u64>,
     /// `Some(0)` on the leader; on a follower, time since the leader last reached
     /// it (`None` if never since start). Drives stale-read headers.
     pub millis_since_leader_contact: Option<u64>,
@@ -151,6 +162,7 @@ struct Inner {
     proposals: tokio::sync::mpsc::Sender<Pending>,
     proposer_stats: Arc<ProposerStats>,
     contact: Arc<LeaderContact>,
+    addrs: Arc<ClientAddrs>,
     /// The redb database; `shutdown` waits for it to be dropped so a restart can reopen it.
     db: Weak<Database>,
     tasks: Mutex<Option<Tasks>>,
@@ -161,6 +173,7 @@ struct Tasks {
     server: JoinHandle<()>,
     leadership: JoinHandle<()>,
     proposer: JoinHandle<()>,
+    promoter: Option<JoinHandle<()>>,
 }
 
 impl RaftNode {
@@ -179,13 +192,21 @@ impl RaftNode {
         let (sm_store, handles) =
             StateMachineStore::new(files, loaded, opts.history, opts.on_apply)
                 .map_err(|e| RaftError::Snapshot(e.to_string()))?;
-        let network = Network::new(opts.node_id).map_err(|e| RaftError::Network(e.to_string()))?;
+        let http = network::peer_http_client().map_err(|e| RaftError::Network(e.to_string()))?;
+        let routes = Arc::new(opts.peer_routes);
+        let addrs = Arc::new(ClientAddrs::new(http.clone(), routes.clone()));
+        let network = Network::new(opts.node_id, http, routes);
         let raft = Raft::new(opts.node_id, Arc::new(config), network, log_store, sm_store)
             .await
             .map_err(|e| RaftError::Raft(e.to_string()))?;
 
         let contact = Arc::new(LeaderContact::default());
-        let app = peer_server::router(raft.clone(), opts.node_id, contact.clone());
+        let app = peer_server::router(
+            raft.clone(),
+            opts.node_id,
+            opts.client_addr.clone(),
+            contact.clone(),
+        );
         let (server_stop, stop_rx) = oneshot::channel::<()>();
         let listener = opts.peer_listener;
         let node_id = opts.node_id;
@@ -204,7 +225,9 @@ impl RaftNode {
         let (proposals, queue) = tokio::sync::mpsc::channel(proposer::QUEUE_DEPTH);
         let proposer_stats = Arc::new(ProposerStats::default());
         let redirect_raft = raft.clone();
-        let not_leader: proposer::NotLeader = Arc::new(move |f| not_leader(&redirect_raft, f));
+        let redirect_addrs = addrs.clone();
+        let not_leader: proposer::NotLeader =
+            Arc::new(move |f| not_leader(&redirect_raft, &redirect_addrs, f));
         let proposer = tokio::spawn(proposer::run(
             raft.clone(),
             queue,
@@ -212,7 +235,7 @@ impl RaftNode {
             not_leader,
         ));
 
-        Ok(RaftNode {
+        let node = RaftNode {
             inner: Arc::new(Inner {
                 node_id,
                 self_info: NodeInfo {
@@ -227,15 +250,35 @@ impl RaftNode {
                 proposals,
                 proposer_stats,
                 contact,
+                addrs,
                 db,
                 tasks: Mutex::new(Some(Tasks {
                     server_stop,
                     server,
                     leadership,
                     proposer,
+                    promoter: None,
                 })),
             }),
-        })
+        };
+        let promoter = tokio::spawn(promoter::run(node.clone()));
+        if let Ok(mut tasks) = node.inner.tasks.lock()
+            && let Some(t) = tasks.as_mut()
+        {
+            t.promoter = Some(promoter);
+        }
+        Ok(node)
+    }
+
+    /// Whether this node has joined a cluster: it holds log entries or has voted.
+    /// A fresh data directory is not initialized until it is bootstrapped or a
+    /// leader replicates to it.
+    pub async fn is_initialized(&self) -> Result<bool, RaftError> {
+        self.inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| RaftError::Raft(e.to_string()))
     }
 
     /// Bootstraps a one-member cluster of this node. `Ok` without effect when the
@@ -245,8 +288,10 @@ impl RaftNode {
         self.initialize(members).await
     }
 
-    /// Bootstraps a cluster with these voters (call it on one of them). `Ok`
-    /// without effect when this node is already initialized.
+    /// Bootstraps a cluster with these voters. `Ok` without effect when this node
+    /// is already initialized. It may be called on every one of them (static
+    /// bootstrap), provided every node passes the identical map: each writes the
+    /// same first log entry, so their logs agree.
     pub async fn initialize(&self, members: BTreeMap<u64, NodeInfo>) -> Result<(), RaftError> {
         // Checked first because openraft logs a refused initialize at error level.
         match self.inner.raft.is_initialized().await {
@@ -292,7 +337,7 @@ impl RaftNode {
         match self.inner.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
             Err(openraft::error::RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
-                Err(not_leader(&self.inner.raft, f))
+                Err(not_leader(&self.inner.raft, &self.inner.addrs, f))
             }
             Err(openraft::error::RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e))) => {
                 Err(ProposeError::Unavailable(e.to_string()))
@@ -322,7 +367,7 @@ impl RaftNode {
             .map(|(id, node)| MemberInfo {
                 id: *id,
                 peer_addr: node.peer_addr.clone(),
-                client_addr: node.client_addr.clone(),
+                client_addr: self.known_client_addr(*id, node),
                 voter: voters.contains(id),
             })
             .collect();
@@ -351,6 +396,7 @@ impl RaftNode {
             snapshot_index: m.snapshot.map(|id| id.index),
             purged_index: m.purged.map(|id| id.index),
             members,
+            membership_index: m.membership_config.log_id().map(|id| id.index),
             millis_since_leader_contact,
         }
     }
@@ -368,6 +414,36 @@ impl RaftNode {
     /// This node's id.
     pub fn node_id(&self) -> u64 {
         self.inner.node_id
+    }
+
+    /// The openraft instance, for the membership code.
+    pub(crate) fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    /// The client-address lookup cache.
+    pub(crate) fn addrs(&self) -> &Arc<ClientAddrs> {
+        &self.inner.addrs
+    }
+
+    /// How this node describes itself (advertised peer address, client address).
+    pub(crate) fn self_info(&self) -> &NodeInfo {
+        &self.inner.self_info
+    }
+
+    /// Member `id`'s client address without network I/O: this node's own, the
+    /// membership's, or a cached lookup; empty when none is known yet.
+    fn known_client_addr(&self, id: u64, node: &NodeInfo) -> String {
+        if id == self.inner.node_id {
+            return self.inner.self_info.client_addr.clone();
+        }
+        if !node.client_addr.is_empty() {
+            return node.client_addr.clone();
+        }
+        self.inner
+            .addrs
+            .cached(id, &node.peer_addr)
+            .unwrap_or_default()
     }
 
     /// Write-path counters (proposals, batches, appends, fsyncs), for metrics.
@@ -406,6 +482,9 @@ impl RaftNode {
             server_abort.abort();
         }
         tasks.leadership.abort();
+        if let Some(promoter) = tasks.promoter {
+            promoter.abort();
+        }
         // Queued proposals are answered `Unavailable` when their reply senders drop.
         tasks.proposer.abort();
         raft_result.map_err(|e| RaftError::Shutdown(format!("raft core task: {e}")))?;
@@ -413,19 +492,28 @@ impl RaftNode {
     }
 }
 
-/// Builds `NotLeader`, filling in the leader's client address from the
-/// membership when openraft did not include the node.
-fn not_leader(raft: &Raft, f: ForwardToLeader<u64, NodeInfo>) -> ProposeError {
-    let leader_client_addr = match (f.leader_node, f.leader_id) {
-        (Some(node), _) => Some(node.client_addr),
+/// Builds `NotLeader`, naming the leader's client address from the membership
+/// or, for members bootstrapped without one, from the lookup cache.
+pub(crate) fn not_leader(
+    raft: &Raft,
+    addrs: &ClientAddrs,
+    f: ForwardToLeader<u64, NodeInfo>,
+) -> ProposeError {
+    let node = match (f.leader_node, f.leader_id) {
+        (Some(node), _) => Some(node),
         (None, Some(id)) => raft
             .metrics()
             .borrow()
             .membership_config
             .membership()
             .get_node(&id)
-            .map(|n| n.client_addr.clone()),
+            .cloned(),
         (None, None) => None,
+    };
+    let leader_client_addr = match (node, f.leader_id) {
+        (Some(n), _) if !n.client_addr.is_empty() => Some(n.client_addr),
+        (Some(n), Some(id)) => addrs.cached(id, &n.peer_addr),
+        _ => None,
     };
     ProposeError::NotLeader {
         leader_id: f.leader_id,

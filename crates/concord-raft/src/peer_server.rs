@@ -3,22 +3,24 @@
 //! Every answer that reached openraft is `200` with an encoded `Result`, so the
 //! caller can tell a remote Raft error from a transport failure; an undecodable
 //! body is `400`. The server also notes when the leader last reached this node,
-//! for stale-read headers.
+//! for stale-read headers, and answers `GET /raft/info` (this node's id and
+//! client address) for members that cannot find it in the membership.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use openraft::error::{Fatal, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest,
 };
 
+use crate::client_addrs::{INFO_PATH, PeerInfo};
 use crate::codec;
 use crate::network::{APPEND_PATH, SNAPSHOT_PATH, VOTE_PATH};
 use crate::type_config::{Raft, TypeConfig};
@@ -54,21 +56,37 @@ impl LeaderContact {
 struct PeerState {
     raft: Raft,
     node_id: u64,
+    client_addr: Arc<str>,
     contact: Arc<LeaderContact>,
 }
 
-/// The peer routes for one node.
-pub(crate) fn router(raft: Raft, node_id: u64, contact: Arc<LeaderContact>) -> Router {
+/// The peer routes for one node; `client_addr` is what `/raft/info` reports.
+pub(crate) fn router(
+    raft: Raft,
+    node_id: u64,
+    client_addr: String,
+    contact: Arc<LeaderContact>,
+) -> Router {
     Router::new()
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
         .route(SNAPSHOT_PATH, post(snapshot))
+        .route(INFO_PATH, get(info))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(PeerState {
             raft,
             node_id,
+            client_addr: client_addr.into(),
             contact,
         })
+}
+
+async fn info(State(st): State<PeerState>) -> Json<PeerInfo> {
+    Json(PeerInfo {
+        node_id: st.node_id,
+        client_addr: st.client_addr.to_string(),
+        initialized: st.raft.is_initialized().await.unwrap_or(false),
+    })
 }
 
 fn bad_request(what: &str, e: impl std::fmt::Display) -> Response {

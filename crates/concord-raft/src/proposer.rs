@@ -177,6 +177,7 @@ fn approx_size(cmd: &Command) -> usize {
                 });
                 compares.sum::<usize>() + success.iter().chain(failure).map(op_size).sum::<usize>()
             }
+            Command::Restore { snapshot } => snapshot.len(),
             // Small fixed-size commands (deregister, delete, leases).
             _ => OVERHEAD,
         }

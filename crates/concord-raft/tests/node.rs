@@ -6,6 +6,7 @@
 mod node {
     pub mod cluster;
     pub mod group_commit;
+    pub mod membership;
     pub mod single_node;
     pub mod snapshots;
     pub mod support;

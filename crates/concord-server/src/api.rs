@@ -2,10 +2,12 @@
 //!
 //! Handlers are thin: they parse and validate, then call `Node::write` or read state.
 
+mod cluster;
 mod kv;
 mod leases;
 mod node_info;
 mod registry;
+mod snapshot;
 mod txn;
 mod watch;
 
@@ -16,7 +18,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use concord_api::{ErrorCode, INDEX_HEADER};
 
 use crate::error::ApiError;
@@ -47,12 +49,19 @@ pub fn router(node: SharedNode) -> Router {
         .route("/v1/leases/{id}", get(leases::info).delete(leases::revoke))
         .route("/v1/leases/{id}/keepalive", put(leases::keepalive))
         .route("/v1/watch", get(watch::watch))
+        .route("/v1/snapshot", get(snapshot::snapshot))
+        .route("/v1/cluster/members", get(cluster::list).post(cluster::add))
+        .route("/v1/cluster/members/{id}", delete(cluster::remove))
         .route("/v1/status", get(node_info::status))
         .route("/v1/health", get(node_info::health))
         .route("/v1/ready", get(node_info::ready))
         .route("/metrics", get(node_info::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            crate::forward::forward,
+        ))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(node)

@@ -1,5 +1,6 @@
 //! Typed configuration of one node, with every default in one place.
 
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,19 @@ pub struct ServerConfig {
     pub peer_addr: SocketAddr,
     /// Initialize a new single-node cluster when the data dir is empty.
     pub bootstrap: bool,
+    /// Static bootstrap: every node of a new cluster gets the same `id -> peer
+    /// address` list and initializes with it when its data dir is empty.
+    /// Exclusive with `bootstrap` and `join`.
+    pub initial_cluster: Option<BTreeMap<u64, String>>,
+    /// Client URL of a running member to ask for admission when the data dir is
+    /// empty (ignored when it holds state). Exclusive with `bootstrap` and `initial_cluster`.
+    pub join: Option<String>,
+    /// Dial overrides: reach member `id` at this `HOST:PORT` instead of the peer
+    /// address in the membership (fault-injection proxies, NAT).
+    pub peer_routes: HashMap<u64, String>,
+    /// The peer address other members dial for this node, when it differs from
+    /// the listen address (defaults to the `initial_cluster` entry, else `peer_addr`).
+    pub advertise_peer_addr: Option<String>,
     /// Largest accepted KV value.
     pub max_value_bytes: usize,
     /// Largest accepted request body.
@@ -45,6 +59,10 @@ impl Default for ServerConfig {
             client_addr: "127.0.0.1:7600".parse().expect("static addr"),
             peer_addr: "127.0.0.1:7601".parse().expect("static addr"),
             bootstrap: false,
+            initial_cluster: None,
+            join: None,
+            peer_routes: HashMap::new(),
+            advertise_peer_addr: None,
             max_value_bytes: 1 << 20,
             max_body_bytes: 2 << 20,
             snapshot_every: 10_000,

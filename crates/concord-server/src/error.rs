@@ -72,6 +72,7 @@ impl From<StateError> for ApiError {
             StateError::LeaseNotFound(_) | StateError::InstanceNotFound { .. } => {
                 ErrorCode::NotFound
             }
+            StateError::InvalidSnapshot(_) => ErrorCode::InvalidArgument,
         };
         ApiError::new(code, e.to_string())
     }

@@ -3,9 +3,13 @@
 #![deny(rust_2018_idioms)]
 
 mod api;
+pub mod backup;
 pub mod config;
 mod error;
+mod forward;
+mod join;
 mod leases;
+mod membership;
 mod metrics;
 mod node;
 mod params;
@@ -36,6 +40,9 @@ pub enum ServerError {
     },
     #[error("raft: {0}")]
     Raft(String),
+    /// The cluster flags contradict each other or are malformed.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -50,6 +57,8 @@ pub struct RunningServer {
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
+    /// Set when a background task fails for good (joining the cluster gave up).
+    fatal: watch::Receiver<Option<String>>,
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -60,6 +69,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
 
 /// Starts a node: opens storage, starts Raft and the listeners, returns once they are bound.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
+    membership::check(&config)?;
     std::fs::create_dir_all(&config.data_dir)?;
     let client_listener = bind(config.client_addr).await?;
     let peer_listener = bind(config.peer_addr).await?;
@@ -67,11 +77,12 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let peer_addr = peer_listener.local_addr()?;
     let metrics = metrics::Metrics::new();
     let apply_latency = metrics.apply_latency.clone();
+    let advertised = membership::advertised_peer_addr(&config, peer_addr);
     let raft = RaftNode::start(RaftOptions {
         node_id: config.node_id,
         data_dir: config.data_dir.clone(),
         peer_listener,
-        advertise_peer_addr: peer_addr.to_string(),
+        advertise_peer_addr: advertised.clone(),
         client_addr: client_addr.to_string(),
         snapshot_every: config.snapshot_every,
         heartbeat_interval: config.heartbeat_interval,
@@ -81,27 +92,34 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             max_bytes: config.history_max_bytes,
         },
         on_apply: Some(Arc::new(move |d| apply_latency.observe(d.as_secs_f64()))),
+        peer_routes: config.peer_routes.clone(),
     })
     .await
     .map_err(|e| ServerError::Raft(e.to_string()))?;
-    if config.bootstrap {
-        raft.initialize_single()
-            .await
-            .map_err(|e| ServerError::Raft(e.to_string()))?;
-    }
+    let join = membership::initialize(&raft, &config, &advertised, client_addr).await?;
     let node: SharedNode = Arc::new(Node {
         state: raft.state(),
         raft,
         config,
         leases: Default::default(),
         metrics,
+        forwarder: forward::client(),
         ready: AtomicBool::new(false),
     });
     let (stop, stop_rx) = watch::channel(false);
-    let background = vec![
+    let (fatal_tx, fatal) = watch::channel(None);
+    let mut background = vec![
         tokio::spawn(leases::run(node.clone(), stop_rx.clone())),
         tokio::spawn(track_readiness(node.clone(), stop_rx.clone())),
     ];
+    if let Some(plan) = join {
+        background.push(tokio::spawn(join::run(
+            node.clone(),
+            plan,
+            stop_rx.clone(),
+            fatal_tx,
+        )));
+    }
     let app = api::router(node.clone());
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -119,18 +137,26 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         stop,
         http,
         background,
+        fatal,
     })
 }
 
-/// Marks the node ready once it knows a leader and has applied the log up to the
+/// Marks the node ready once it knows a leader, is in the membership (a joining
+/// node: has applied its own admission), and has applied the log up to the
 /// commit index it saw at that moment.
 async fn track_readiness(node: SharedNode, mut stop: watch::Receiver<bool>) {
     let mut target = None;
     loop {
         let st = node.raft.status();
-        if st.leader_id.is_some() {
+        if st.leader_id.is_some() && membership::is_settled_member(&st) {
             let t = *target.get_or_insert(st.commit_index);
             if st.applied_index >= t {
+                if !apply_seed(&node).await {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                        _ = stop.changed() => return,
+                    }
+                }
                 node.ready.store(true, Ordering::Release);
                 info!(applied = st.applied_index, "node ready");
                 return;
@@ -143,7 +169,69 @@ async fn track_readiness(node: SharedNode, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Applies a backup left by `concord snapshot restore` as the first change of a
+/// fresh store. Returns false to be called again (not leader yet, or the write failed).
+async fn apply_seed(node: &SharedNode) -> bool {
+    let seed = node.config.data_dir.join(backup::SEED_FILE);
+    if !seed.exists() {
+        return true;
+    }
+    let done = |suffix: &str| {
+        if let Err(e) = std::fs::rename(&seed, seed.with_extension(suffix)) {
+            tracing::warn!(error = %e, "could not set the restore seed aside");
+        }
+    };
+    if node.state().revision() != 0 {
+        tracing::warn!(seed = %seed.display(), "the store already holds data; restore seed ignored");
+        done("ignored");
+        return true;
+    }
+    if !node.raft.is_leader() {
+        return false;
+    }
+    let bytes = match std::fs::read(&seed)
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            backup::decode(&b)
+                .map(|d| d.snapshot.to_vec())
+                .map_err(|e| e.to_string())
+        }) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(seed = %seed.display(), error = %e, "restore seed unusable; starting empty");
+            done("invalid");
+            return true;
+        }
+    };
+    match node
+        .write(concord_state::Command::Restore { snapshot: bytes })
+        .await
+    {
+        Ok(outcome) => {
+            info!(?outcome, "store restored from backup");
+            done("applied");
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e.message, "restoring the backup failed; retrying");
+            false
+        }
+    }
+}
+
 impl RunningServer {
+    /// Resolves when the node failed for good in the background (it could not
+    /// join its cluster), with the reason; never resolves otherwise. The node
+    /// still needs `shutdown`.
+    pub async fn fatal_error(&self) -> String {
+        let mut fatal = self.fatal.clone();
+        match fatal.wait_for(|f| f.is_some()).await {
+            Ok(f) => f.clone().unwrap_or_default(),
+            // The sender is gone (no join task, or it finished): nothing can fail.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
     /// Stops accepting requests, lets in-flight ones finish (watch streams are cut),
     /// shuts Raft down and flushes storage.
     pub async fn shutdown(self) -> Result<(), ServerError> {

@@ -26,6 +26,8 @@ pub struct Node {
     pub config: ServerConfig,
     pub leases: LeaseKeeper,
     pub metrics: Metrics,
+    /// Relays requests to the leader when this node is a follower.
+    pub forwarder: reqwest::Client,
     /// Set once the node has a leader and has applied what was committed at start.
     pub ready: AtomicBool,
 }

@@ -60,6 +60,10 @@ pub enum Command {
     Services(ServicesArgs),
     /// Grant, refresh and revoke leases.
     Lease(LeaseArgs),
+    /// Back up the store, or seed a new data directory from a backup.
+    Snapshot(SnapshotArgs),
+    /// List, add and remove cluster members.
+    Members(MembersArgs),
 }
 
 /// Flags shared by all client commands; usable anywhere after the subcommand.
@@ -134,7 +138,56 @@ pub struct ServerArgs {
     pub bootstrap: bool,
 
     #[command(flatten)]
+    pub cluster: ClusterArgs,
+
+    #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// How a `concord server` node forms or enters a cluster, and how it dials peers.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Cluster")]
+pub struct ClusterArgs {
+    /// Start a new cluster from a static member list, identical on every node:
+    /// ID=HOST:PORT peer addresses, comma-separated (ignored when the data
+    /// directory already holds state).
+    #[arg(long, value_name = "ID=HOST:PORT,...", conflicts_with_all = ["bootstrap", "join"],
+          value_parser = crate::member_list::parse_initial_cluster)]
+    pub initial_cluster: Option<std::collections::BTreeMap<u64, String>>,
+
+    /// Join a running cluster through any member's client URL: added as a
+    /// learner, promoted to voter once caught up (ignored when the data
+    /// directory already holds state).
+    #[arg(long, value_name = "URL", conflicts_with = "bootstrap")]
+    pub join: Option<String>,
+
+    /// Dial node ID at HOST:PORT instead of the peer address in the membership
+    /// (repeatable; for proxies and NAT).
+    #[arg(long = "peer-route", value_name = "ID=HOST:PORT",
+          value_parser = crate::member_list::parse_peer_route)]
+    pub peer_routes: Vec<(u64, String)>,
+
+    /// The peer address other members dial for this node [default: its
+    /// --initial-cluster entry, else --peer-addr].
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::member_list::parse_host_port)]
+    pub advertise_peer_addr: Option<String>,
+}
+
+impl ClusterArgs {
+    /// Writes the cluster flags into a config.
+    pub fn apply(&self, config: &mut ServerConfig) -> Result<(), String> {
+        let mut routes = std::collections::HashMap::new();
+        for (id, addr) in &self.peer_routes {
+            if routes.insert(*id, addr.clone()).is_some() {
+                return Err(format!("--peer-route gives node {id} twice"));
+            }
+        }
+        config.initial_cluster = self.initial_cluster.clone();
+        config.join = self.join.clone();
+        config.peer_routes = routes;
+        config.advertise_peer_addr = self.advertise_peer_addr.clone();
+        Ok(())
+    }
 }
 
 /// Optional knobs for the rest of `ServerConfig`; defaults come from `ServerConfig::default()`.
@@ -413,6 +466,72 @@ fn parse_meta(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+/// `concord members ...`.
+#[derive(Debug, Args)]
+pub struct MembersArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: MembersCommand,
+}
+
+/// The membership subcommands (changes must reach the leader).
+#[derive(Debug, Subcommand)]
+pub enum MembersCommand {
+    /// List the members: id, addresses, role, and which one leads.
+    Ls,
+    /// Add a node as a learner; it is promoted to voter once caught up.
+    Add {
+        /// The new node's id (> 0, not in the cluster yet).
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+        /// HOST:PORT where the new node serves Raft traffic.
+        #[arg(value_parser = crate::member_list::parse_host_port)]
+        peer_addr: String,
+        /// HOST:PORT where the new node serves the client API.
+        #[arg(id = "member_client_addr", value_name = "CLIENT_ADDR",
+              value_parser = crate::member_list::parse_host_port)]
+        client_addr: String,
+        /// Wait until the node has caught up and been promoted to voter.
+        #[arg(long)]
+        voter: bool,
+    },
+    /// Remove a member (voter or learner).
+    Remove {
+        /// The member's id.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+        id: u64,
+    },
+}
+
+/// `concord snapshot ...`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: SnapshotCommand,
+}
+
+/// The snapshot subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Save a consistent backup of the whole store to FILE (written atomically).
+    Save {
+        /// Where to write the backup.
+        file: std::path::PathBuf,
+    },
+    /// Seed a NEW data directory from a backup; the first start of a node on it
+    /// (`concord dev`, or `concord server --bootstrap`) restores the data.
+    Restore {
+        /// The backup file from `snapshot save`.
+        file: std::path::PathBuf,
+        /// The data directory to create (must not exist or be empty).
+        #[arg(long, value_name = "DIR")]
+        data_dir: std::path::PathBuf,
+    },
 }
 
 /// `concord lease ...`.
@@ -966,5 +1085,123 @@ mod tests {
         assert!(matches!(parse(&["status"]).command, Command::Status(_)));
         parse_err(&[]);
         parse_err(&["bogus"]);
+    }
+
+    #[test]
+    fn server_cluster_flags() {
+        let base = [
+            "server",
+            "--node-id",
+            "1",
+            "--data-dir",
+            "d",
+            "--client-addr",
+            "127.0.0.1:7610",
+            "--peer-addr",
+            "127.0.0.1:7611",
+        ];
+        fn with<'a>(base: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+            let mut args = base.to_vec();
+            args.extend_from_slice(extra);
+            args
+        }
+        let cli = parse(&with(
+            &base,
+            &[
+                "--initial-cluster",
+                "1=127.0.0.1:7611,2=127.0.0.1:7621,3=127.0.0.1:7631",
+                "--peer-route",
+                "2=127.0.0.1:9002",
+                "--peer-route",
+                "3=127.0.0.1:9003",
+                "--advertise-peer-addr",
+                "10.0.0.1:7611",
+            ],
+        ));
+        let Command::Server(s) = cli.command else {
+            panic!("not server")
+        };
+        let mut config = ServerConfig::default();
+        s.cluster.apply(&mut config).unwrap();
+        let initial = config.initial_cluster.expect("initial cluster");
+        assert_eq!(initial.len(), 3);
+        assert_eq!(initial[&3], "127.0.0.1:7631");
+        assert_eq!(config.peer_routes.len(), 2);
+        assert_eq!(config.peer_routes[&2], "127.0.0.1:9002");
+        assert_eq!(config.advertise_peer_addr.as_deref(), Some("10.0.0.1:7611"));
+        assert!(config.join.is_none());
+
+        let cli = parse(&with(&base, &["--join", "http://127.0.0.1:7610"]));
+        let Command::Server(s) = cli.command else {
+            panic!("not server")
+        };
+        let mut config = ServerConfig::default();
+        s.cluster.apply(&mut config).unwrap();
+        assert_eq!(config.join.as_deref(), Some("http://127.0.0.1:7610"));
+
+        parse_err(&with(&base, &["--initial-cluster", "1=a:1", "--bootstrap"]));
+        parse_err(&with(
+            &base,
+            &["--initial-cluster", "1=a:1", "--join", "http://x"],
+        ));
+        parse_err(&with(&base, &["--join", "http://x", "--bootstrap"]));
+        parse_err(&with(&base, &["--initial-cluster", "1=a"]));
+        parse_err(&with(&base, &["--peer-route", "2"]));
+        let cli = parse(&with(
+            &base,
+            &["--peer-route", "2=a:1", "--peer-route", "2=b:1"],
+        ));
+        let Command::Server(s) = cli.command else {
+            panic!("not server")
+        };
+        assert!(s.cluster.apply(&mut ServerConfig::default()).is_err());
+    }
+
+    #[test]
+    fn members_spellings() {
+        assert!(matches!(
+            parse(&["members", "ls"]).command,
+            Command::Members(MembersArgs {
+                command: MembersCommand::Ls,
+                ..
+            })
+        ));
+        match parse(&[
+            "members",
+            "add",
+            "4",
+            "127.0.0.1:7641",
+            "127.0.0.1:7640",
+            "--voter",
+        ])
+        .command
+        {
+            Command::Members(MembersArgs {
+                command:
+                    MembersCommand::Add {
+                        id,
+                        peer_addr,
+                        client_addr,
+                        voter,
+                    },
+                ..
+            }) => {
+                assert_eq!(id, 4);
+                assert_eq!(peer_addr, "127.0.0.1:7641");
+                assert_eq!(client_addr, "127.0.0.1:7640");
+                assert!(voter);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["members", "remove", "4", "--addr", "http://h:1"]);
+        let Command::Members(m) = &cli.command else {
+            panic!()
+        };
+        assert!(matches!(m.command, MembersCommand::Remove { id: 4 }));
+        assert_eq!(m.client.server_url(&cli.addr), "http://h:1");
+        parse_err(&["members", "add", "0", "a:1", "a:2"]);
+        parse_err(&["members", "add", "4", "a", "a:2"]);
+        parse_err(&["members", "add", "4", "a:1"]);
+        parse_err(&["members", "remove", "x"]);
     }
 }

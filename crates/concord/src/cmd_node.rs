@@ -33,6 +33,9 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         bootstrap: args.bootstrap,
         ..ServerConfig::default()
     };
+    args.cluster
+        .apply(&mut config)
+        .map_err(anyhow::Error::msg)?;
     args.tuning.apply(&mut config).map_err(anyhow::Error::msg)?;
     run(config, "node").await
 }
@@ -55,14 +58,25 @@ async fn run(config: ServerConfig, what: &str) -> anyhow::Result<()> {
     stdout.flush()?;
     drop(stdout);
 
-    let signal = shutdown_signal().await;
-    tracing::info!("received {signal}, shutting down (send it again to exit at once)");
+    let failure = tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!("received {signal}, shutting down (send it again to exit at once)");
+            None
+        }
+        reason = server.fatal_error() => {
+            tracing::error!("{reason}; shutting down");
+            Some(reason)
+        }
+    };
     tokio::select! {
         result = server.shutdown() => result.context("clean shutdown failed")?,
         signal = shutdown_signal() => bail!("received {signal} again, exiting without a clean shutdown"),
     }
     tracing::info!("stopped");
-    Ok(())
+    match failure {
+        Some(reason) => bail!("{reason}"),
+        None => Ok(()),
+    }
 }
 
 /// The startup text: first the machine-readable line tests parse, then URLs for people.

@@ -9,10 +9,13 @@
 mod cli;
 mod cmd_kv;
 mod cmd_lease;
+mod cmd_members;
 mod cmd_node;
 mod cmd_services;
+mod cmd_snapshot;
 mod cmd_status;
 mod follow;
+mod member_list;
 mod output;
 mod signal;
 
@@ -60,6 +63,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Lease(args) => {
             cmd_lease::run(&connect(&args.client), args.command, &mut out).await
+        }
+        Command::Snapshot(args) => {
+            cmd_snapshot::run(&connect(&args.client), args.command, &mut out).await
+        }
+        Command::Members(args) => {
+            cmd_members::run(&connect(&args.client), args.command, &mut out).await
         }
     }
 }

@@ -52,6 +52,7 @@ pub fn options(
         election_timeout: (Duration::from_millis(700), Duration::from_millis(1400)),
         history: HistoryLimits::default(),
         on_apply: None,
+        peer_routes: Default::default(),
     }
 }
 

@@ -12,6 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::node::SharedNode;
 
 /// `GET /v1/status`: this node's view; answered locally, without a leader.
+/// Client addresses missing from the membership come from the lookup cache
+/// (warmed in the background), so this never waits on the network.
 pub async fn status(State(node): State<SharedNode>) -> Json<Status> {
     let st = node.raft.status();
     let revision = node.state().revision();

@@ -3,8 +3,11 @@
 
 mod support;
 
+mod backup;
 mod cli;
+mod cluster;
 mod crash;
+mod forwarding;
 mod kv;
 mod leases;
 mod node;

@@ -10,6 +10,8 @@ use concord_client::sse::{SseEvent, SseParser};
 use futures::StreamExt;
 use serde_json::Value;
 
+pub mod cluster;
+
 /// Generous: CI machines are small and busy.
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -26,6 +28,20 @@ impl Server {
     /// `concord dev` on a fresh data dir.
     pub async fn dev() -> Server {
         Server::start_with(&[]).await
+    }
+
+    /// `concord dev` on a data dir the caller owns (for restores).
+    pub async fn dev_on(data_dir: &Path) -> Server {
+        let (child, base) = spawn(data_dir, &[]);
+        let s = Server {
+            child: Some(child),
+            base,
+            data_dir: data_dir.to_owned(),
+            extra: Vec::new(),
+            _tmp: None,
+        };
+        s.wait_ready().await;
+        s
     }
 
     /// `concord server --bootstrap` on a fresh data dir with extra flags.

@@ -1,0 +1,196 @@
+//! Transparent forwarding: any node serves any request.
+//!
+//! Writes, keepalives and linearizable reads need the leader (openraft's read index
+//! only works there, and lease deadlines live in its memory). A follower relays such
+//! requests to the leader's client API and streams the answer back, so clients can
+//! talk to whichever node they like. Stale reads, watches and node endpoints are
+//! answered locally. A relayed request carries `X-Concord-Forwarded`, and a node
+//! never relays a request that already went through another: if leadership moved
+//! meanwhile, the client gets a 503 and retries rather than bouncing between nodes.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, Method, Response, StatusCode};
+use axum::middleware::Next;
+use axum::response::IntoResponse;
+use concord_api::ErrorCode;
+use futures::TryStreamExt;
+use tracing::debug;
+
+use crate::error::ApiError;
+use crate::node::SharedNode;
+use crate::params::Params;
+
+/// Marks a request relayed from another node (the value is that node's id).
+pub const FORWARDED_HEADER: &str = "x-concord-forwarded";
+
+/// Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus `host`.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// The HTTP client followers use to reach the leader.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .build()
+        .unwrap_or_default()
+}
+
+/// Whether answering this request needs the leader.
+fn needs_leader(method: &Method, path: &str, query: Option<&str>) -> bool {
+    let local_only = path == "/v1/watch"
+        || path == "/v1/status"
+        || path == "/v1/health"
+        || path == "/v1/ready"
+        || path == "/metrics"
+        // Each node answers the member list from its own view; changes go to the leader.
+        || (path.starts_with("/v1/cluster/") && method == Method::GET);
+    if local_only {
+        return false;
+    }
+    if method == Method::GET || method == Method::HEAD {
+        // A stale read is served from local state by definition.
+        return !Params::parse(query.unwrap_or("")).stale().unwrap_or(false);
+    }
+    true
+}
+
+/// Middleware: relay to the leader when this node is not it.
+pub async fn forward(State(node): State<SharedNode>, req: Request, next: Next) -> Response<Body> {
+    if req.headers().contains_key(FORWARDED_HEADER)
+        || node.raft.is_leader()
+        || !needs_leader(req.method(), req.uri().path(), req.uri().query())
+    {
+        return next.run(req).await;
+    }
+    let Some(leader) = node.raft.status().leader_id else {
+        // No leader known: the handler answers 503 no_leader in the usual shape.
+        return next.run(req).await;
+    };
+    let Some(addr) = node.raft.client_addr_of(leader).await else {
+        return ApiError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "node {leader} leads but its client address is unknown here; retry on another node"
+            ),
+        )
+        .into_response();
+    };
+    match relay(&node, &addr, req).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn relay(
+    node: &SharedNode,
+    leader_addr: &str,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let url = format!("http://{leader_addr}{path}");
+    let body = axum::body::to_bytes(body, node.config.max_body_bytes)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                ErrorCode::TooLarge,
+                "the request body is larger than the server accepts (see max_body_bytes)",
+            )
+        })?;
+    debug!(%url, method = %parts.method, "forwarding to the leader");
+    let mut headers = copy_headers(&parts.headers);
+    headers.insert(
+        HeaderName::from_static(FORWARDED_HEADER),
+        node.raft.node_id().into(),
+    );
+    let resp = node
+        .forwarder
+        .request(parts.method, &url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("could not reach the leader at {leader_addr}: {e}; retry shortly"),
+            )
+        })?;
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers = copy_headers(resp.headers());
+    let stream = resp.bytes_stream().map_err(std::io::Error::other);
+    let mut out = Response::new(Body::from_stream(stream));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    Ok(out)
+}
+
+fn copy_headers(from: &HeaderMap) -> HeaderMap {
+    let mut to = HeaderMap::with_capacity(from.len());
+    for (name, value) in from {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            to.append(name.clone(), value.clone());
+        }
+    }
+    to
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_needs_the_leader() {
+        assert!(needs_leader(&Method::PUT, "/v1/kv/a", None));
+        assert!(needs_leader(&Method::DELETE, "/v1/kv/a", None));
+        assert!(needs_leader(&Method::POST, "/v1/txn", None));
+        assert!(needs_leader(&Method::PUT, "/v1/leases/1/keepalive", None));
+        assert!(needs_leader(&Method::GET, "/v1/kv/a", None));
+        assert!(needs_leader(
+            &Method::GET,
+            "/v1/services/x",
+            Some("index=3")
+        ));
+        assert!(!needs_leader(
+            &Method::GET,
+            "/v1/kv/a",
+            Some("consistency=stale")
+        ));
+        assert!(!needs_leader(&Method::GET, "/v1/watch", Some("prefix=a")));
+        assert!(!needs_leader(&Method::GET, "/v1/status", None));
+        assert!(!needs_leader(&Method::GET, "/metrics", None));
+        assert!(!needs_leader(&Method::GET, "/v1/cluster/members", None));
+        assert!(needs_leader(&Method::POST, "/v1/cluster/members", None));
+        assert!(needs_leader(&Method::DELETE, "/v1/cluster/members/4", None));
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("connection", "close".parse().unwrap());
+        h.insert("host", "x".parse().unwrap());
+        h.insert("x-concord-index", "7".parse().unwrap());
+        h.insert("content-type", "application/json".parse().unwrap());
+        let out = copy_headers(&h);
+        assert_eq!(out.len(), 2);
+        assert!(out.contains_key("x-concord-index"));
+    }
+}
