@@ -33,6 +33,7 @@ mod node;
 mod peer_server;
 mod promoter;
 mod proposer;
+mod read_index;
 mod snapshot_files;
 mod state_machine;
 mod type_config;

@@ -163,6 +163,8 @@ struct Inner {
     proposer_stats: Arc<ProposerStats>,
     contact: Arc<LeaderContact>,
     addrs: Arc<ClientAddrs>,
+    /// Shares read-index requests to the leader among concurrent follower reads.
+    read_index: crate::read_index::ReadIndexBatcher,
     /// The redb database; `shutdown` waits for it to be dropped so a restart can reopen it.
     db: Weak<Database>,
     tasks: Mutex<Option<Tasks>>,
@@ -173,6 +175,7 @@ struct Tasks {
     server: JoinHandle<()>,
     leadership: JoinHandle<()>,
     proposer: JoinHandle<()>,
+    read_index: JoinHandle<()>,
     promoter: Option<JoinHandle<()>>,
 }
 
@@ -195,6 +198,8 @@ impl RaftNode {
         let http = network::peer_http_client().map_err(|e| RaftError::Network(e.to_string()))?;
         let routes = Arc::new(opts.peer_routes);
         let addrs = Arc::new(ClientAddrs::new(http.clone(), routes.clone()));
+        let (read_index, read_index_task) =
+            crate::read_index::ReadIndexBatcher::start(http.clone(), routes.clone());
         let network = Network::new(opts.node_id, http, routes);
         let raft = Raft::new(opts.node_id, Arc::new(config), network, log_store, sm_store)
             .await
@@ -251,12 +256,14 @@ impl RaftNode {
                 proposer_stats,
                 contact,
                 addrs,
+                read_index,
                 db,
                 tasks: Mutex::new(Some(Tasks {
                     server_stop,
                     server,
                     leadership,
                     proposer,
+                    read_index: read_index_task,
                     promoter: None,
                 })),
             }),
@@ -333,7 +340,33 @@ impl RaftNode {
     /// Read index: confirms leadership with a quorum and waits until the state
     /// machine has applied everything committed before the call, so reads of
     /// [`RaftNode::state`] afterwards are linearizable.
+    ///
+    /// On a follower this asks the leader for its read index over the peer network
+    /// and waits until the local state machine has applied that far.
     pub async fn read_barrier(&self) -> Result<(), ProposeError> {
+        if !self.is_leader() {
+            let leader = {
+                let metrics = self.inner.raft.metrics();
+                let m = metrics.borrow();
+                m.current_leader
+                    .filter(|l| *l != self.inner.node_id)
+                    .and_then(|l| {
+                        m.membership_config
+                            .membership()
+                            .get_node(&l)
+                            .map(|n| (l, n.peer_addr.clone()))
+                    })
+            };
+            if let Some((leader, peer_addr)) = leader {
+                return crate::read_index::follower_barrier(
+                    &self.inner.raft,
+                    &self.inner.read_index,
+                    leader,
+                    &peer_addr,
+                )
+                .await;
+            }
+        }
         match self.inner.raft.ensure_linearizable().await {
             Ok(_) => Ok(()),
             Err(openraft::error::RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f))) => {
@@ -487,6 +520,7 @@ impl RaftNode {
         }
         // Queued proposals are answered `Unavailable` when their reply senders drop.
         tasks.proposer.abort();
+        tasks.read_index.abort();
         raft_result.map_err(|e| RaftError::Shutdown(format!("raft core task: {e}")))?;
         wait_released(&self.inner.db).await
     }

@@ -72,6 +72,10 @@ pub(crate) fn router(
         .route(VOTE_PATH, post(vote))
         .route(SNAPSHOT_PATH, post(snapshot))
         .route(INFO_PATH, get(info))
+        .route(
+            crate::read_index::READ_INDEX_PATH,
+            post(crate::read_index::serve).with_state(raft.clone()),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(PeerState {
             raft,

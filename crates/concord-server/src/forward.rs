@@ -1,10 +1,10 @@
 //! Transparent forwarding: any node serves any request.
 //!
-//! Writes, keepalives and linearizable reads need the leader (openraft's read index
-//! only works there, and lease deadlines live in its memory). A follower relays such
-//! requests to the leader's client API and streams the answer back, so clients can
-//! talk to whichever node they like. Stale reads, watches and node endpoints are
-//! answered locally. A relayed request carries `X-Concord-Forwarded`, and a node
+//! Writes and keepalives need the leader (writes are proposed there, and lease
+//! deadlines live in its memory). A follower relays such requests to the leader's
+//! client API and streams the answer back, so clients can talk to whichever node
+//! they like. Reads are answered locally: linearizable ones after a read index
+//! obtained from the leader, stale ones at once; so are watches and node endpoints. A relayed request carries `X-Concord-Forwarded`, and a node
 //! never relays a request that already went through another: if leadership moved
 //! meanwhile, the client gets a 503 and retries rather than bouncing between nodes.
 
@@ -62,8 +62,11 @@ fn needs_leader(method: &Method, path: &str, query: Option<&str>) -> bool {
         return false;
     }
     if method == Method::GET || method == Method::HEAD {
-        // A stale read is served from local state by definition.
-        return !Params::parse(query.unwrap_or("")).stale().unwrap_or(false);
+        // Reads are served locally: linearizable ones after a read index from the
+        // leader (see `RaftNode::read_barrier`), stale ones at once. Only a lease's
+        // remaining time lives in the leader's memory alone.
+        return path.starts_with("/v1/leases/")
+            && !Params::parse(query.unwrap_or("")).stale().unwrap_or(false);
     }
     true
 }
@@ -128,12 +131,7 @@ async fn relay(
         .body(body)
         .send()
         .await
-        .map_err(|e| {
-            ApiError::new(
-                ErrorCode::Unavailable,
-                format!("could not reach the leader at {leader_addr}: {e}; retry shortly"),
-            )
-        })?;
+        .map_err(|e| relay_error(leader_addr, &e))?;
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = copy_headers(resp.headers());
     let stream = resp.bytes_stream().map_err(std::io::Error::other);
@@ -141,6 +139,21 @@ async fn relay(
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     Ok(out)
+}
+
+/// Only a failure to connect proves the leader never saw the request; after that the
+/// write may have been applied, and the client must read before retrying.
+fn relay_error(leader_addr: &str, e: &reqwest::Error) -> ApiError {
+    let message = if e.is_connect() {
+        format!(
+            "could not reach the leader at {leader_addr} ({e}); nothing was applied, retry shortly"
+        )
+    } else {
+        format!(
+            "the leader at {leader_addr} did not answer ({e}); the request may or may not have taken effect, read before retrying"
+        )
+    };
+    ApiError::new(ErrorCode::Unavailable, message)
 }
 
 fn copy_headers(from: &HeaderMap) -> HeaderMap {
@@ -163,11 +176,19 @@ mod tests {
         assert!(needs_leader(&Method::DELETE, "/v1/kv/a", None));
         assert!(needs_leader(&Method::POST, "/v1/txn", None));
         assert!(needs_leader(&Method::PUT, "/v1/leases/1/keepalive", None));
-        assert!(needs_leader(&Method::GET, "/v1/kv/a", None));
-        assert!(needs_leader(
+        assert!(
+            !needs_leader(&Method::GET, "/v1/kv/a", None),
+            "read index instead"
+        );
+        assert!(!needs_leader(
             &Method::GET,
             "/v1/services/x",
             Some("index=3")
+        ));
+        assert!(needs_leader(
+            &Method::GET,
+            "/v1/leases/00000000000000aa",
+            None
         ));
         assert!(!needs_leader(
             &Method::GET,

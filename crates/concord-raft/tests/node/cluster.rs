@@ -157,10 +157,28 @@ async fn three_nodes_replicate_redirect_and_fail_over() {
         }
     );
     assert!(err.to_string().contains(&client_addr(leader)), "{err}");
-    assert!(matches!(
-        cluster.node(follower).read_barrier().await,
-        Err(ProposeError::NotLeader { leader_id: Some(l), .. }) if l == leader
-    ));
+    // A follower's read barrier gets a read index from the leader and waits to
+    // apply it: a write acknowledged by the leader just before is then visible locally.
+    cluster
+        .node(leader)
+        .propose(put("fresh", "seen"))
+        .await
+        .expect("propose on the leader");
+    cluster
+        .node(follower)
+        .read_barrier()
+        .await
+        .expect("follower read barrier");
+    assert!(
+        cluster
+            .node(follower)
+            .state()
+            .read()
+            .expect("state lock")
+            .kv_get("fresh")
+            .is_some(),
+        "a linearizable read on the follower sees the acknowledged write"
+    );
     wait_for("the follower to hear from the leader", || {
         cluster
             .node(follower)
@@ -182,8 +200,9 @@ async fn three_nodes_replicate_redirect_and_fail_over() {
         .propose(put("after", "failover"))
         .await
         .expect("propose");
-    assert_eq!(outcome, Outcome::Put { revision: 21 });
-    cluster.converged(21).await;
+    // 20 writes, "fresh", then this one.
+    assert_eq!(outcome, Outcome::Put { revision: 22 });
+    cluster.converged(22).await;
     cluster
         .node(new_leader)
         .read_barrier()

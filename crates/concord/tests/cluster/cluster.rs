@@ -76,8 +76,9 @@ fn reserve_port() -> (TcpListener, SocketAddr) {
 impl Cluster {
     /// Starts nodes `1..=n` from one `--initial-cluster` list, each dialing its
     /// peers through proxies, and waits until every node is ready and they agree
-    /// on a leader.
-    pub async fn start(n: u64) -> Cluster {
+    /// on a leader. Nodes snapshot every `snapshot_every` entries, so restarts and
+    /// lagging followers go through snapshot loading and installation.
+    pub async fn start(n: u64, snapshot_every: u64) -> Cluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut held = Vec::new();
         let mut addrs = BTreeMap::new();
@@ -117,6 +118,8 @@ impl Cluster {
                 initial.clone(),
                 "--progress-interval-ms".into(),
                 PROGRESS_MS.into(),
+                "--snapshot-every".into(),
+                snapshot_every.to_string(),
             ];
             args.extend(RAFT_TIMING.iter().map(|s| s.to_string()));
             for to in (1..=n).filter(|&to| to != id) {

@@ -2,7 +2,6 @@
 //! inject faults round by round (each followed by healing and a calm spell),
 //! then converge and check everything.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,23 +9,18 @@ use concord_check::{Budget, Op, Verdict, check_register_with};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
-use serde_json::Value;
 
 use crate::cluster::Cluster;
+use crate::converge::{MARKER_VALUE, SETTLE, final_listings, put_marker};
 use crate::faults::Fault;
+use crate::summary::{RoundLog, Summary, print_summary};
 use crate::verify;
 use crate::watches::{Watcher, fetch_history};
-use crate::workload::{self, ClientLog, Config, PREFIX, Workload};
+use crate::workload::{self, Config, PREFIX, Workload};
 
 /// One run at a time: two clusters sharing two cores would starve each other's
 /// elections, and the long variant must not overlap the short ones.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-/// The key written last, after the clients stop: every node and stream must reach it.
-const MARKER_KEY: &str = "lin/marker";
-const MARKER_VALUE: &str = "end";
-/// Deadline for the cluster to settle after a heal.
-const SETTLE: Duration = Duration::from_secs(60);
 
 /// Which faults, and for how long.
 #[derive(Debug, Clone)]
@@ -47,6 +41,9 @@ struct Plan {
     calm: Duration,
     /// Rounds per key epoch (fresh keys keep per-key histories short).
     rounds_per_epoch: usize,
+    /// `--snapshot-every`: small, so snapshots are taken, loaded on restart and
+    /// installed on lagging followers during the run.
+    snapshot_every: u64,
     workload: Config,
 }
 
@@ -59,6 +56,7 @@ impl Plan {
             fault: Duration::from_secs(3),
             calm: Duration::from_secs(2),
             rounds_per_epoch: 4,
+            snapshot_every: env_u64("CONCORD_FAULT_SNAPSHOT_EVERY", 500),
             workload: Config {
                 clients: 6,
                 keys: 4,
@@ -181,15 +179,6 @@ fn stale_reads_are_caught() {
     );
 }
 
-/// What a round did, for the summary.
-struct RoundLog {
-    fault: String,
-    leader_before: u64,
-    leader_during: Option<u64>,
-    leader_after: u64,
-    settle: Duration,
-}
-
 async fn run(plan: Plan) -> Outcome {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(plan.workload.seed);
@@ -197,7 +186,7 @@ async fn run(plan: Plan) -> Outcome {
         "fault run: {} nodes, seed {} (CONCORD_FAULT_SEED)",
         plan.nodes, plan.workload.seed
     );
-    let mut cluster = Cluster::start(plan.nodes).await;
+    let mut cluster = Cluster::start(plan.nodes, plan.snapshot_every).await;
     let first_leader = cluster.leader(Duration::from_secs(30)).await;
     wait_links_used(&cluster, first_leader).await;
     let nodes: Vec<(u64, String)> = cluster.nodes().map(|n| (n.id, n.url(""))).collect();
@@ -315,8 +304,13 @@ async fn run(plan: Plan) -> Outcome {
         )),
     }
 
+    let log_index = match cluster.status(leader).await {
+        Some(st) => st["commit_index"].as_u64().unwrap_or(0),
+        None => 0,
+    };
     print_summary(Summary {
-        plan: &plan,
+        nodes: plan.nodes,
+        snapshot_every: plan.snapshot_every,
         rounds: &rounds,
         logs: &logs,
         streams: &streams,
@@ -327,6 +321,7 @@ async fn run(plan: Plan) -> Outcome {
         total: started.elapsed(),
         unused_links: cluster.unused_links(),
         late_writes: finals.late_writes,
+        log_index,
     });
     for p in &problems {
         eprintln!("PROBLEM: {p}");
@@ -361,261 +356,4 @@ async fn wait_links_used(c: &Cluster, leader: u64) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .expect("http client")
-}
-
-/// Writes the marker through the leader, retrying until acknowledged; returns its revision.
-async fn put_marker(c: &Cluster) -> u64 {
-    let deadline = Instant::now() + SETTLE;
-    let http = http();
-    loop {
-        let leader = c.leader(SETTLE).await;
-        let url = c.node(leader).url(&format!("/v1/kv/{MARKER_KEY}"));
-        if let Ok(r) = http.put(url).body(MARKER_VALUE).send().await
-            && r.status() == 200
-            && let Ok(body) = r.json::<Value>().await
-            && let Some(rev) = body["revision"].as_u64()
-        {
-            return rev;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the marker write never succeeded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until every node has applied at least `marker` and all report the same
-/// revision; returns it.
-async fn converged_revision(c: &Cluster, marker: u64) -> u64 {
-    let deadline = Instant::now() + SETTLE;
-    loop {
-        let mut revs = Vec::new();
-        for id in c.ids() {
-            revs.push(
-                c.status(id)
-                    .await
-                    .and_then(|s| s["revision"].as_u64())
-                    .unwrap_or(0),
-            );
-        }
-        let first = revs[0];
-        if first >= marker && revs.iter().all(|&r| r == first) {
-            return first;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "nodes did not converge on revision >= {marker}: {revs:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The workload's keys and values as a node lists them, and at which revision.
-async fn listing(
-    http: &reqwest::Client,
-    url: &str,
-) -> Result<(u64, BTreeMap<String, String>), String> {
-    let r = http.get(url).send().await.map_err(|e| e.to_string())?;
-    if r.status() != 200 {
-        return Err(format!("status {}", r.status()));
-    }
-    let body: Value = r.json().await.map_err(|e| e.to_string())?;
-    let rev = body["revision"].as_u64().ok_or("no revision")?;
-    let items = body["items"].as_array().ok_or("no items")?;
-    let state = items
-        .iter()
-        .filter_map(|i| {
-            Some((
-                i["key"].as_str()?.to_owned(),
-                i["value"].as_str()?.to_owned(),
-            ))
-        })
-        .collect();
-    Ok((rev, state))
-}
-
-/// The final state as every node (stale read) and the leader (linearizable
-/// read) list it, all at one revision.
-struct FinalListings {
-    revision: u64,
-    states: Vec<(String, BTreeMap<String, String>)>,
-    /// Writes that landed after the cluster had converged: unknown-outcome
-    /// requests still in flight somewhere. Legal; the listing is taken again.
-    late_writes: usize,
-    errors: Vec<String>,
-}
-
-impl FinalListings {
-    /// Every listing must be the same, and the one the history leads to.
-    fn problems(&self, reference: &verify::Reference) -> Vec<String> {
-        let mut problems = self.errors.clone();
-        let expected = reference.final_state();
-        let Some((first_who, first)) = self.states.first() else {
-            return problems;
-        };
-        for (who, state) in &self.states {
-            if state != first {
-                problems.push(format!(
-                    "{who}: final state {state:?} differs from {first_who}'s {first:?}"
-                ));
-            }
-        }
-        if let Some(exp) = expected
-            && &exp != first
-        {
-            problems.push(format!(
-                "final state {first:?} is not what the history leads to: {exp:?}"
-            ));
-        }
-        problems
-    }
-}
-
-/// Waits for convergence past `marker` and lists the keys on every node and on
-/// the leader at that revision; retried if a late write moves the revision.
-async fn final_listings(c: &Cluster, leader: u64, marker: u64) -> FinalListings {
-    let http = http();
-    let mut late_writes = 0;
-    let mut reads = Vec::new();
-    for n in c.nodes() {
-        reads.push((
-            format!("node {} (stale)", n.id),
-            n.url(&format!("/v1/kv/{PREFIX}?prefix=true&consistency=stale")),
-        ));
-    }
-    reads.push((
-        format!("leader {leader} (linearizable)"),
-        c.node(leader).url(&format!("/v1/kv/{PREFIX}?prefix=true")),
-    ));
-    loop {
-        let revision = converged_revision(c, marker).await;
-        let mut states = Vec::new();
-        let mut errors = Vec::new();
-        let mut moved = false;
-        for (who, url) in &reads {
-            match listing(&http, url).await {
-                Err(e) => errors.push(format!("{who}: cannot list the keys: {e}")),
-                Ok((rev, _)) if rev != revision => moved = true,
-                Ok((_, state)) => states.push((who.clone(), state)),
-            }
-        }
-        if !moved || late_writes >= 5 {
-            if moved {
-                errors.push(format!(
-                    "the revision kept moving after convergence ({late_writes} times)"
-                ));
-            }
-            return FinalListings {
-                revision,
-                states,
-                late_writes,
-                errors,
-            };
-        }
-        late_writes += 1;
-    }
-}
-
-struct Summary<'a> {
-    plan: &'a Plan,
-    rounds: &'a [RoundLog],
-    logs: &'a [ClientLog],
-    streams: &'a [crate::watches::StreamLog],
-    reference: &'a verify::Reference,
-    acked_checked: usize,
-    report: &'a concord_check::Report,
-    load_time: Duration,
-    total: Duration,
-    unused_links: Vec<(u64, u64)>,
-    late_writes: usize,
-}
-
-fn print_summary(s: Summary<'_>) {
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for r in s.logs.iter().flat_map(|l| &l.records) {
-        let what = match (&r.op.call, r.op.completion.as_ref().map(|c| &c.ret)) {
-            (concord_check::Call::Get, _) => "get",
-            (concord_check::Call::Put { .. }, Some(_)) => "put acked",
-            (concord_check::Call::Put { .. }, None) => "put unknown",
-            (_, Some(concord_check::Ret::Swapped(true))) => "cas swapped",
-            (_, Some(_)) => "cas not swapped",
-            (_, None) => "cas unknown",
-        };
-        *counts.entry(what).or_default() += 1;
-    }
-    let total: u64 = counts.values().sum();
-    let not_sent: u64 = s.logs.iter().map(|l| l.not_sent).sum();
-    let dropped: u64 = s.logs.iter().map(|l| l.dropped_reads).sum();
-    let mut reasons: BTreeMap<&str, (u64, &str)> = BTreeMap::new();
-    for l in s.logs {
-        for (k, (n, msg)) in &l.unknown_reasons {
-            let e = reasons.entry(k.as_str()).or_insert((0, msg.as_str()));
-            e.0 += n;
-        }
-    }
-    eprintln!("==== fault run summary ({} nodes) ====", s.plan.nodes);
-    for (i, r) in s.rounds.iter().enumerate() {
-        eprintln!(
-            "round {i}: {} | leader {} -> during {:?} -> after {} | settled in {:?}",
-            r.fault, r.leader_before, r.leader_during, r.leader_after, r.settle
-        );
-    }
-    eprintln!(
-        "ops: {total} recorded {counts:?}; {not_sent} writes not sent (connect failed), {dropped} reads without answer; {} late writes after convergence",
-        s.late_writes
-    );
-    eprintln!(
-        "unknown outcomes by reason: count, how many the history shows applied, first message:"
-    );
-    let applied = verify::applied_unknowns(s.reference, s.logs);
-    for (why, (n, msg)) in &reasons {
-        match applied.get(*why) {
-            Some(u) if u.applied > 0 => eprintln!(
-                "  {why}: {n}, {} applied, e.g. {:?} (first: {msg:?})",
-                u.applied,
-                u.applied_example.as_deref().unwrap_or_default()
-            ),
-            _ => eprintln!("  {why}: {n}, none applied (first: {msg:?})"),
-        }
-    }
-    eprintln!(
-        "history: {} events through revision {} (complete after {}); {} acknowledged writes found in it",
-        s.reference
-            .by_revision
-            .values()
-            .map(Vec::len)
-            .sum::<usize>(),
-        s.reference.until,
-        s.reference.after,
-        s.acked_checked
-    );
-    for st in s.streams {
-        eprintln!(
-            "watch on node {}: {} segment(s), {} events, connections {:?}, breaks {:?}",
-            st.home,
-            st.segments.len(),
-            st.segments.iter().map(|g| g.changes.len()).sum::<usize>(),
-            st.connections,
-            st.breaks
-        );
-    }
-    eprintln!(
-        "checker: {:?} on {} keys, {} ops, {} steps, {:?}",
-        s.report.verdict.is_linearizable(),
-        s.report.keys,
-        s.report.ops,
-        s.report.steps,
-        s.report.elapsed
-    );
-    eprintln!("links never used: {:?}", s.unused_links);
-    eprintln!("time: {:?} under load, {:?} in total", s.load_time, s.total);
 }
