@@ -4,14 +4,14 @@
 # killed node is restarted and caught up between trials) and prints each time, the
 # median and the max.
 #
-#   bench/failover/run.sh                 # 10 trials, default election timeouts
+#   bench/failover/run.sh                 # 10 trials, the server's default timings
 #   TRIALS=20 ELECTION=300-600 HEARTBEAT=60 bench/failover/run.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 TRIALS=${TRIALS:-10}
-ELECTION=${ELECTION:-500-1000}
+ELECTION=${ELECTION:-200-400}
 HEARTBEAT=${HEARTBEAT:-100}
 BIN=${CONCORD_BIN:-$root/target/release/concord}
 
