@@ -25,3 +25,27 @@ pub const MOD_REVISION_HEADER: &str = "X-Concord-Mod-Revision";
 pub const KNOWN_LEADER_HEADER: &str = "X-Concord-Known-Leader";
 /// Header with milliseconds since a stale read's node last heard from the leader.
 pub const LAST_CONTACT_HEADER: &str = "X-Concord-Last-Contact";
+
+/// `host:port` or a URL, as a base URL without a trailing slash (`http://` when no
+/// scheme is given): how the CLI, the SDK and joining nodes accept server addresses.
+pub fn base_url(raw: &str) -> String {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed.contains("://") {
+        trimmed.to_owned()
+    } else {
+        format!("http://{trimmed}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            super::base_url("http://127.0.0.1:7610/"),
+            "http://127.0.0.1:7610"
+        );
+        assert_eq!(super::base_url("127.0.0.1:7610"), "http://127.0.0.1:7610");
+        assert_eq!(super::base_url(" https://h// "), "https://h");
+    }
+}

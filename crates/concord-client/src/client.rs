@@ -57,7 +57,7 @@ impl Client {
     /// (timeouts, pools, headers) the application already has.
     pub fn with_http_client(base_url: impl AsRef<str>, http: reqwest::Client) -> Self {
         Client {
-            base: normalize_base_url(base_url.as_ref()),
+            base: concord_api::base_url(base_url.as_ref()),
             http,
             consistency: Consistency::Default,
         }
@@ -165,16 +165,6 @@ pub(crate) fn decode_json<T: DeserializeOwned>(body: &Bytes) -> Result<T, Client
 fn short_type_name<T>() -> &'static str {
     let full = std::any::type_name::<T>();
     full.rsplit("::").next().unwrap_or(full)
-}
-
-/// Adds `http://` when no scheme is given and drops trailing slashes.
-fn normalize_base_url(raw: &str) -> String {
-    let trimmed = raw.trim().trim_end_matches('/');
-    if trimmed.contains("://") {
-        trimmed.to_owned()
-    } else {
-        format!("http://{trimmed}")
-    }
 }
 
 #[cfg(test)]

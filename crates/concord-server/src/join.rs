@@ -61,7 +61,7 @@ pub(crate) async fn run(
             return;
         }
     };
-    let seed = base_url(&plan.url);
+    let seed = concord_api::base_url(&plan.url);
     let mut target = seed.clone();
     let started = Instant::now();
     let mut pause = FIRST_PAUSE;
@@ -155,27 +155,5 @@ async fn find_leader(http: &reqwest::Client, seed: &str) -> Option<String> {
         .members
         .into_iter()
         .find(|m| m.is_leader && !m.client_addr.is_empty())
-        .map(|m| base_url(&m.client_addr))
-}
-
-/// `host:port` or a URL, as a base URL without a trailing slash.
-fn base_url(raw: &str) -> String {
-    let trimmed = raw.trim().trim_end_matches('/');
-    if trimmed.contains("://") {
-        trimmed.to_owned()
-    } else {
-        format!("http://{trimmed}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn join_urls() {
-        assert_eq!(base_url("http://127.0.0.1:7610/"), "http://127.0.0.1:7610");
-        assert_eq!(base_url("127.0.0.1:7610"), "http://127.0.0.1:7610");
-        assert_eq!(base_url(" https://h "), "https://h");
-    }
+        .map(|m| concord_api::base_url(&m.client_addr))
 }
