@@ -751,7 +751,7 @@ mod tests {
             "--progress-interval-ms",
             "--heartbeat-ms",
             "--election-timeout-ms",
-            "500-1000",
+            "200-400",
         ] {
             assert!(help.contains(flag), "{flag} missing from:\n{help}");
         }
