@@ -158,7 +158,12 @@ async fn pump(
                         return;
                     }
                 }
-                after = reached;
+                if reached < after {
+                    // The local state moved behind what this stream already sent
+                    // (only a snapshot install could do that): never resend.
+                    tracing::warn!(after, reached, "state revision behind a watch stream");
+                }
+                after = after.max(reached);
                 if sent_any {
                     last_sent = tokio::time::Instant::now();
                     continue;
