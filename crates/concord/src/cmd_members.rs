@@ -4,7 +4,7 @@ use concord_api::cluster::{AddMemberRequest, MembersResponse};
 use concord_client::Client;
 
 use crate::cli::MembersCommand;
-use crate::output::{Output, Table};
+use crate::output::{Output, Table, or_dash};
 
 /// Runs one membership subcommand; each prints the member list it ends with.
 pub async fn run(client: &Client, command: MembersCommand, out: &mut Output) -> anyhow::Result<()> {
@@ -36,11 +36,7 @@ fn render(members: &MembersResponse) -> String {
         table.row(vec![
             m.id.to_string(),
             m.peer_addr.clone(),
-            if m.client_addr.is_empty() {
-                "-".to_owned()
-            } else {
-                m.client_addr.clone()
-            },
+            or_dash(Some(&m.client_addr).filter(|a| !a.is_empty())),
             m.role.as_str().to_owned(),
             if m.is_leader { "*" } else { "" }.to_owned(),
         ]);

@@ -3,7 +3,7 @@
 use concord_api::status::Status;
 use concord_client::Client;
 
-use crate::output::{Output, Table};
+use crate::output::{Output, Table, or_dash};
 
 /// Prints the node's view of the cluster.
 pub async fn run(client: &Client, out: &mut Output) -> anyhow::Result<()> {
@@ -33,11 +33,7 @@ fn render(s: &Status) -> String {
             table.row(vec![
                 m.id.to_string(),
                 m.peer_addr.clone(),
-                if m.client_addr.is_empty() {
-                    "-".to_owned()
-                } else {
-                    m.client_addr.clone()
-                },
+                or_dash(Some(&m.client_addr).filter(|a| !a.is_empty())),
                 if m.voter { "yes" } else { "no" }.to_owned(),
                 role.to_owned(),
             ]);
