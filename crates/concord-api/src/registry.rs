@@ -26,7 +26,7 @@ pub struct InstanceSpec {
     #[serde(default = "default_weight")]
     pub weight: u32,
     /// Present: the instance is ephemeral, bound to a lease of this TTL kept alive by heartbeats.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub ttl_secs: Option<u32>,
 }
 

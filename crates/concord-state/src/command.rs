@@ -9,8 +9,8 @@ use crate::kv::KvEntry;
 /// A change to replicated state. Inputs are already validated by the server;
 /// `apply` still refuses what would break an invariant (missing lease, failed CAS).
 ///
-/// Serializes in postcard as well as JSON (see `wire` for how the embedded API
-/// types are kept decodable).
+/// Serializes in postcard as well as JSON: the embedded API types write every field
+/// (no `skip_serializing_if`), which a non-self-describing format needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     /// Register or replace an instance. With `spec.ttl_secs` a fresh private lease is
@@ -22,7 +22,6 @@ pub enum Command {
         /// Instance id, unique within the service.
         id: String,
         /// What to register; `ttl_secs` makes the instance ephemeral.
-        #[serde(with = "crate::wire::instance_spec")]
         spec: InstanceSpec,
     },
     /// Remove an instance (and its private lease, with any key bound to it).
@@ -169,7 +168,6 @@ pub enum Outcome {
         /// Store revision after the command.
         revision: u64,
         /// The instance as stored.
-        #[serde(with = "crate::wire::instance")]
         instance: Instance,
         /// Its new private lease, for ephemeral instances.
         lease: Option<u64>,

@@ -55,7 +55,6 @@ pub enum EventKind {
         /// Service name.
         service: String,
         /// The new instance, or the removed one for removals.
-        #[serde(with = "crate::wire::instance")]
         instance: Instance,
     },
 }

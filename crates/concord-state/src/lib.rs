@@ -15,6 +15,8 @@ mod kv;
 mod lease;
 mod machine;
 #[cfg(test)]
+mod postcard_tests;
+#[cfg(test)]
 mod proptests;
 mod registry;
 mod restore;
@@ -22,7 +24,6 @@ mod snapshot;
 #[cfg(test)]
 mod testutil;
 mod txn;
-mod wire;
 
 pub use command::{Command, Compare, CompareValue, Outcome, StateError, TxnOp, TxnOpOutcome};
 pub use history::{Event, EventKind, HistoryLimits};

@@ -25,7 +25,6 @@ pub struct Service {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InstanceRecord {
     /// The instance as discovery returns it.
-    #[serde(with = "crate::wire::instance")]
     pub instance: Instance,
     /// Its private lease; `None` for permanent instances.
     pub lease: Option<u64>,

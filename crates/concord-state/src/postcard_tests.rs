@@ -1,3 +1,7 @@
+//! Everything the log, snapshots and outcomes carry must round-trip through postcard,
+//! which cannot skip absent fields: these tests catch a `skip_serializing_if` creeping
+//! back into an embedded API type.
+
 use std::fmt::Debug;
 
 use serde::Serialize;
