@@ -703,7 +703,9 @@ ensure_roles() {
 }
 
 scenario() {
-    local op=$1 conns=$2 name="$1-c$2" target line kv k v errs kind before after where
+    local op=$1 conns=$2 name="$1-c$2" target line kv k v errs kind before after where n=2
+    # A connection count given twice gets its own row: put-c32, put-c32#2, ...
+    while [[ " ${SCENARIOS[*]} " == *" $name "* ]]; do name="$op-c$conns#$((n++))"; done
     SCENARIOS+=("$name")
     SCEN_OP[$name]=$op
     SCEN_TARGETS[$name]=${OP_TARGETS[$op]}
