@@ -1,7 +1,9 @@
 //! The errors this crate returns, free of openraft types.
 
 /// Why a proposal (or a read barrier) did not complete.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Serializable because a leader answers relayed proposals with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum ProposeError {
     /// This node is not the leader and the command was not applied, so it is safe
     /// to retry it on the leader (forward it to `leader_client_addr`).

@@ -8,6 +8,7 @@
 //!
 //! openraft 0.9 fsyncs every client write as its own entry, so `propose` groups
 //! concurrent proposals into one entry (one fsync) per batch; see `proposer.rs`.
+//! A follower relays its proposals to the leader in batches; see `relay.rs`.
 //!
 //! Membership: `initialize` bootstraps (on one node, or identically on every node
 //! of a static list); `add_learner`, `promote` and `remove_member` change it on
@@ -34,6 +35,7 @@ mod peer_server;
 mod promoter;
 mod proposer;
 mod read_index;
+mod relay;
 mod snapshot_files;
 mod state_machine;
 mod type_config;

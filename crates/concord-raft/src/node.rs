@@ -20,6 +20,7 @@ use crate::network::{self, Network};
 use crate::peer_server::{self, LeaderContact};
 use crate::promoter;
 use crate::proposer::{self, Pending, ProposerStats};
+use crate::relay::Relay;
 use crate::snapshot_files::{SnapshotFiles, StoredSnapshot};
 use crate::state_machine::{ApplyObserver, StateMachineStore};
 use crate::type_config::{NodeInfo, Raft};
@@ -160,6 +161,8 @@ struct Inner {
     leadership_rx: watch::Receiver<Leadership>,
     log: Arc<LogShared>,
     proposals: tokio::sync::mpsc::Sender<Pending>,
+    /// Carries proposals made while a follower to the leader.
+    relay: Relay,
     proposer_stats: Arc<ProposerStats>,
     contact: Arc<LeaderContact>,
     addrs: Arc<ClientAddrs>,
@@ -176,6 +179,7 @@ struct Tasks {
     leadership: JoinHandle<()>,
     proposer: JoinHandle<()>,
     read_index: JoinHandle<()>,
+    relay: JoinHandle<()>,
     promoter: Option<JoinHandle<()>>,
 }
 
@@ -200,17 +204,19 @@ impl RaftNode {
         let addrs = Arc::new(ClientAddrs::new(http.clone(), routes.clone()));
         let (read_index, read_index_task) =
             crate::read_index::ReadIndexBatcher::start(http.clone(), routes.clone());
-        let network = Network::new(opts.node_id, http, routes);
+        let network = Network::new(opts.node_id, http.clone(), routes.clone());
         let raft = Raft::new(opts.node_id, Arc::new(config), network, log_store, sm_store)
             .await
             .map_err(|e| RaftError::Raft(e.to_string()))?;
 
         let contact = Arc::new(LeaderContact::default());
+        let (proposals, queue) = tokio::sync::mpsc::channel(proposer::QUEUE_DEPTH);
         let app = peer_server::router(
             raft.clone(),
             opts.node_id,
             opts.client_addr.clone(),
             contact.clone(),
+            proposals.clone(),
         );
         let (server_stop, stop_rx) = oneshot::channel::<()>();
         let listener = opts.peer_listener;
@@ -227,7 +233,6 @@ impl RaftNode {
         let (leadership_tx, leadership_rx) = watch::channel(Leadership::default());
         let leadership = tokio::spawn(follow_leadership(node_id, raft.metrics(), leadership_tx));
 
-        let (proposals, queue) = tokio::sync::mpsc::channel(proposer::QUEUE_DEPTH);
         let proposer_stats = Arc::new(ProposerStats::default());
         let redirect_raft = raft.clone();
         let redirect_addrs = addrs.clone();
@@ -239,6 +244,10 @@ impl RaftNode {
             proposer_stats.clone(),
             not_leader,
         ));
+        let lookup_raft = raft.clone();
+        let leader: crate::relay::LeaderLookup = Arc::new(move || leader_peer(&lookup_raft));
+        let (relay, relay_task) =
+            Relay::start(node_id, http, routes, leader, proposals.clone());
 
         let node = RaftNode {
             inner: Arc::new(Inner {
@@ -253,6 +262,7 @@ impl RaftNode {
                 leadership_rx,
                 log,
                 proposals,
+                relay,
                 proposer_stats,
                 contact,
                 addrs,
@@ -264,6 +274,7 @@ impl RaftNode {
                     leadership,
                     proposer,
                     read_index: read_index_task,
+                    relay: relay_task,
                     promoter: None,
                 })),
             }),
@@ -323,6 +334,9 @@ impl RaftNode {
     /// There is no deadline inside: a leader cut off from its quorum waits until it
     /// steps down, so callers wrap this in their own timeout.
     pub async fn propose(&self, cmd: Command) -> Result<Outcome, ProposeError> {
+        if !self.is_leader() && leader_peer(&self.inner.raft).is_some() {
+            return self.inner.relay.propose(cmd).await;
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.inner
             .proposals
@@ -521,6 +535,7 @@ impl RaftNode {
         // Queued proposals are answered `Unavailable` when their reply senders drop.
         tasks.proposer.abort();
         tasks.read_index.abort();
+        tasks.relay.abort();
         raft_result.map_err(|e| RaftError::Shutdown(format!("raft core task: {e}")))?;
         wait_released(&self.inner.db).await
     }
@@ -528,6 +543,15 @@ impl RaftNode {
 
 /// Builds `NotLeader`, naming the leader's client address from the membership
 /// or, for members bootstrapped without one, from the lookup cache.
+/// The current leader's id and peer address, when one is known.
+fn leader_peer(raft: &Raft) -> Option<(u64, String)> {
+    let metrics = raft.metrics();
+    let m = metrics.borrow();
+    let leader = m.current_leader?;
+    let node = m.membership_config.membership().get_node(&leader)?;
+    Some((leader, node.peer_addr.clone()))
+}
+
 pub(crate) fn not_leader(
     raft: &Raft,
     addrs: &ClientAddrs,

@@ -66,8 +66,16 @@ pub(crate) fn router(
     node_id: u64,
     client_addr: String,
     contact: Arc<LeaderContact>,
+    proposals: tokio::sync::mpsc::Sender<crate::proposer::Pending>,
 ) -> Router {
     Router::new()
+        .route(
+            crate::relay::PROPOSE_PATH,
+            post(crate::relay::serve).with_state(crate::relay::Serve {
+                raft: raft.clone(),
+                local: proposals,
+            }),
+        )
         .route(APPEND_PATH, post(append))
         .route(VOTE_PATH, post(vote))
         .route(SNAPSHOT_PATH, post(snapshot))

@@ -117,7 +117,7 @@ pub(crate) async fn run(
 }
 
 /// Takes `first` and whatever else is queued, within the batch limits.
-fn drain(first: Pending, queue: &mut mpsc::Receiver<Pending>) -> Vec<Pending> {
+pub(crate) fn drain(first: Pending, queue: &mut mpsc::Receiver<Pending>) -> Vec<Pending> {
     let mut bytes = approx_size(&first.cmd);
     let mut batch = vec![first];
     while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {

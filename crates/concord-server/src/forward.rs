@@ -1,9 +1,10 @@
 //! Transparent forwarding: any node serves any request.
 //!
-//! Writes and keepalives need the leader (writes are proposed there, and lease
-//! deadlines live in its memory). A follower relays such requests to the leader's
-//! client API and streams the answer back, so clients can talk to whichever node
-//! they like. Reads are answered locally: linearizable ones after a read index
+//! Writes are validated where they arrive and their commands relayed to the
+//! leader by the Raft node. What lives in the leader's memory alone (lease
+//! deadlines) and membership changes need the leader itself: a follower relays
+//! such requests to the leader's client API and streams the answer back, so
+//! clients can talk to whichever node they like. Reads are answered locally: linearizable ones after a read index
 //! obtained from the leader, stale ones at once; so are watches and node endpoints. A relayed request carries `X-Concord-Forwarded`, and a node
 //! never relays a request that already went through another: if leadership moved
 //! meanwhile, the client gets a 503 and retries rather than bouncing between nodes.
@@ -49,26 +50,22 @@ pub fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// Whether answering this request needs the leader.
+/// Whether answering this request needs the leader's own HTTP API.
+///
+/// Writes do not: a follower's handler validates them and its Raft node relays the
+/// command to the leader in a batch (see concord-raft's `relay.rs`). What lives
+/// only in the leader's memory does: lease deadlines (keepalives, heartbeats, a
+/// lease's remaining time) and membership changes, which openraft only takes there.
 fn needs_leader(method: &Method, path: &str, query: Option<&str>) -> bool {
-    let local_only = path == "/v1/watch"
-        || path == "/v1/status"
-        || path == "/v1/health"
-        || path == "/v1/ready"
-        || path == "/metrics"
-        // Each node answers the member list from its own view; changes go to the leader.
-        || (path.starts_with("/v1/cluster/") && method == Method::GET);
-    if local_only {
-        return false;
+    if method == Method::PUT {
+        return path.starts_with("/v1/leases/") && path.ends_with("/keepalive")
+            || path.starts_with("/v1/services/") && path.ends_with("/heartbeat");
     }
     if method == Method::GET || method == Method::HEAD {
-        // Reads are served locally: linearizable ones after a read index from the
-        // leader (see `RaftNode::read_barrier`), stale ones at once. Only a lease's
-        // remaining time lives in the leader's memory alone.
         return path.starts_with("/v1/leases/")
             && !Params::parse(query.unwrap_or("")).stale().unwrap_or(false);
     }
-    true
+    (method == Method::POST || method == Method::DELETE) && path.starts_with("/v1/cluster/")
 }
 
 /// Middleware: relay to the leader when this node is not it.
@@ -172,10 +169,26 @@ mod tests {
 
     #[test]
     fn what_needs_the_leader() {
-        assert!(needs_leader(&Method::PUT, "/v1/kv/a", None));
-        assert!(needs_leader(&Method::DELETE, "/v1/kv/a", None));
-        assert!(needs_leader(&Method::POST, "/v1/txn", None));
+        for (method, path) in [
+            (Method::PUT, "/v1/kv/a"),
+            (Method::DELETE, "/v1/kv/a"),
+            (Method::POST, "/v1/txn"),
+            (Method::POST, "/v1/leases"),
+            (Method::DELETE, "/v1/leases/00000000000000aa"),
+            (Method::PUT, "/v1/services/web/instances/w1"),
+            (Method::DELETE, "/v1/services/web/instances/w1"),
+        ] {
+            assert!(
+                !needs_leader(&method, path, None),
+                "{method} {path}: relayed by raft"
+            );
+        }
         assert!(needs_leader(&Method::PUT, "/v1/leases/1/keepalive", None));
+        assert!(needs_leader(
+            &Method::PUT,
+            "/v1/services/web/instances/w1/heartbeat",
+            None
+        ));
         assert!(
             !needs_leader(&Method::GET, "/v1/kv/a", None),
             "read index instead"
@@ -192,7 +205,7 @@ mod tests {
         ));
         assert!(!needs_leader(
             &Method::GET,
-            "/v1/kv/a",
+            "/v1/leases/00000000000000aa",
             Some("consistency=stale")
         ));
         assert!(!needs_leader(&Method::GET, "/v1/watch", Some("prefix=a")));
