@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod error;
+pub mod expect_status;
 pub mod kv;
 pub mod lease;
 pub mod registry;

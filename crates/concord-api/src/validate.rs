@@ -5,6 +5,10 @@
 use crate::cluster::AddMemberRequest;
 use crate::registry::InstanceSpec;
 
+mod health;
+
+pub use health::{MAX_CHECKS, check_id, check_spec};
+
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
 /// Longest lease or instance TTL.
@@ -26,7 +30,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(field: &str, message: impl Into<String>) -> Self {
         Invalid {
             field: field.to_owned(),
             message: message.into(),
@@ -58,6 +62,18 @@ pub fn service_name(name: &str) -> Result<(), Invalid> {
             ),
         ))
     }
+}
+
+/// Namespaces follow the service-name rules (they appear in DNS names too).
+pub fn namespace(name: &str) -> Result<(), Invalid> {
+    service_name(name).map_err(|_| {
+        Invalid::new(
+            "namespace",
+            format!(
+                "namespace {name:?} must be 1-63 characters of a-z, 0-9 and '-', starting and ending with a letter or digit"
+            ),
+        )
+    })
 }
 
 /// 1-128 characters of `A-Z a-z 0-9 . _ : -`.
@@ -159,6 +175,7 @@ pub fn instance_spec(spec: &InstanceSpec) -> Result<(), Invalid> {
             format!("tag {t:?} must be 1-{MAX_LABEL_BYTES} bytes"),
         ));
     }
+    health::instance_health(spec)?;
     if spec.meta.len() > MAX_TAGS {
         return Err(Invalid::new(
             "meta",
@@ -242,10 +259,7 @@ mod tests {
         InstanceSpec {
             address: "10.0.0.5".into(),
             port: 8080,
-            tags: vec![],
-            meta: Default::default(),
-            weight: 100,
-            ttl_secs: None,
+            ..InstanceSpec::default()
         }
     }
 

@@ -31,6 +31,8 @@ pub struct ServiceEvent {
     pub revision: u64,
     #[serde(rename = "type")]
     pub kind: ServiceEventKind,
+    #[serde(default = "crate::registry::default_namespace_name")]
+    pub namespace: String,
     pub service: String,
     pub instance: Instance,
 }

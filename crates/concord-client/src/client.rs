@@ -38,6 +38,8 @@ pub struct Client {
     base: String,
     http: reqwest::Client,
     consistency: Consistency,
+    /// Registry namespace; `None` means the server's default.
+    namespace: Option<String>,
 }
 
 impl Client {
@@ -60,6 +62,7 @@ impl Client {
             base: concord_api::base_url(base_url.as_ref()),
             http,
             consistency: Consistency::Default,
+            namespace: None,
         }
     }
 
@@ -67,6 +70,27 @@ impl Client {
     pub fn with_consistency(mut self, consistency: Consistency) -> Self {
         self.consistency = consistency;
         self
+    }
+
+    /// Returns this client with every registry call (and service watch) in `namespace`.
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// The registry namespace this client uses (`default` unless set).
+    pub fn namespace(&self) -> &str {
+        self.namespace
+            .as_deref()
+            .unwrap_or(concord_api::registry::DEFAULT_NAMESPACE)
+    }
+
+    /// A query naming the namespace when one was set, for registry endpoints.
+    pub(crate) fn namespace_query(&self, mut q: Query) -> Query {
+        if let Some(ns) = &self.namespace {
+            q.push("namespace", ns);
+        }
+        q
     }
 
     /// The normalized base URL requests go to, for messages and logs.

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use concord_api::registry::{
-    HeartbeatResponse, InstanceSpec, RegisterResponse, RevisionResponse, ServiceDetail, ServiceList,
+    CheckUpdateRequest, CheckUpdateResponse, HealthStatus, HeartbeatResponse, InstanceFilter,
+    InstanceSpec, MaintenanceRequest, NamespaceList, RegisterResponse, RevisionResponse,
+    ServiceDetail, ServiceList,
 };
 
 use crate::client::Client;
@@ -41,7 +43,10 @@ impl Client {
         id: &str,
         spec: &InstanceSpec,
     ) -> Result<RegisterResponse, ClientError> {
-        let url = self.url(&instance_path(service, id), &Query::default());
+        let url = self.url(
+            &instance_path(service, id),
+            &self.namespace_query(Query::default()),
+        );
         self.send_json(self.http().put(url).json(spec)).await
     }
 
@@ -53,7 +58,7 @@ impl Client {
         id: &str,
     ) -> Result<HeartbeatResponse, ClientError> {
         let path = format!("{}/heartbeat", instance_path(service, id));
-        let url = self.url(&path, &Query::default());
+        let url = self.url(&path, &self.namespace_query(Query::default()));
         self.send_json(self.http().put(url)).await
     }
 
@@ -64,13 +69,66 @@ impl Client {
         service: &str,
         id: &str,
     ) -> Result<RevisionResponse, ClientError> {
-        let url = self.url(&instance_path(service, id), &Query::default());
+        let url = self.url(
+            &instance_path(service, id),
+            &self.namespace_query(Query::default()),
+        );
         self.send_json(self.http().delete(url)).await
+    }
+
+    /// `PUT /v1/services/{service}/instances/{id}/maintenance`: takes the instance
+    /// out of passing results (`Some(reason)`) or puts it back (`None`).
+    pub async fn maintenance(
+        &self,
+        service: &str,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<RegisterResponse, ClientError> {
+        let path = format!("{}/maintenance", instance_path(service, id));
+        let url = self.url(&path, &self.namespace_query(Query::default()));
+        let body = MaintenanceRequest {
+            enabled: reason.is_some(),
+            reason: reason.map(str::to_owned),
+        };
+        self.send_json(self.http().put(url).json(&body)).await
+    }
+
+    /// `PUT .../checks/{check}/pass|warn|fail`: reports a TTL check's status
+    /// (`Passing`, `Warning` or `Critical`), with an optional output note.
+    pub async fn update_ttl_check(
+        &self,
+        service: &str,
+        id: &str,
+        check: &str,
+        status: HealthStatus,
+        output: Option<&str>,
+    ) -> Result<CheckUpdateResponse, ClientError> {
+        let verb = match status {
+            HealthStatus::Passing => "pass",
+            HealthStatus::Warning => "warn",
+            HealthStatus::Critical | HealthStatus::Maintenance => "fail",
+        };
+        let path = format!(
+            "{}/checks/{}/{verb}",
+            instance_path(service, id),
+            encode_segment(check)
+        );
+        let url = self.url(&path, &self.namespace_query(Query::default()));
+        let body = CheckUpdateRequest {
+            output: output.map(str::to_owned),
+        };
+        self.send_json(self.http().put(url).json(&body)).await
+    }
+
+    /// `GET /v1/namespaces`: every namespace with its service and instance counts.
+    pub async fn list_namespaces(&self) -> Result<NamespaceList, ClientError> {
+        let q = self.read_query();
+        self.get_json("/v1/namespaces", &q).await
     }
 
     /// `GET /v1/services`: every service with its instance count.
     pub async fn list_services(&self) -> Result<ServiceList, ClientError> {
-        let q = self.read_query();
+        let q = self.namespace_query(self.read_query());
         self.get_json("/v1/services", &q).await
     }
 
@@ -82,6 +140,23 @@ impl Client {
         tags: &[String],
     ) -> Result<ServiceDetail, ClientError> {
         let q = self.service_query(tags);
+        self.get_json(&service_path(service), &q).await
+    }
+
+    /// `GET /v1/services/{service}?passing=true&tag=..&meta=k:v`: the instances
+    /// matching every condition of `filter`.
+    pub async fn discover(
+        &self,
+        service: &str,
+        filter: &InstanceFilter,
+    ) -> Result<ServiceDetail, ClientError> {
+        let mut q = self.service_query(&filter.tags);
+        if filter.passing {
+            q.push("passing", "true");
+        }
+        for (k, v) in &filter.meta {
+            q.push("meta", format!("{k}:{v}"));
+        }
         self.get_json(&service_path(service), &q).await
     }
 
@@ -102,7 +177,7 @@ impl Client {
     }
 
     fn service_query(&self, tags: &[String]) -> Query {
-        let mut q = self.read_query();
+        let mut q = self.namespace_query(self.read_query());
         for tag in tags {
             q.push("tag", tag);
         }

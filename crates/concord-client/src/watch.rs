@@ -204,7 +204,7 @@ impl Client {
         service: &str,
         from_revision: Option<u64>,
     ) -> Result<WatchStream<ServiceEvent>, ClientError> {
-        let mut q = Query::default();
+        let mut q = self.namespace_query(Query::default());
         q.push("service", service)
             .push_opt("from_revision", from_revision);
         self.watch(&q).await

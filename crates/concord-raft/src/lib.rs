@@ -27,6 +27,7 @@ mod codec;
 #[cfg(test)]
 mod conformance;
 mod error;
+mod liveness;
 mod log_store;
 mod membership;
 mod network;

@@ -166,6 +166,8 @@ struct Inner {
     proposer_stats: Arc<ProposerStats>,
     contact: Arc<LeaderContact>,
     addrs: Arc<ClientAddrs>,
+    /// Which members answer pings.
+    liveness: Arc<crate::liveness::Liveness>,
     /// Shares read-index requests to the leader among concurrent follower reads.
     read_index: crate::read_index::ReadIndexBatcher,
     /// The redb database; `shutdown` waits for it to be dropped so a restart can reopen it.
@@ -180,6 +182,7 @@ struct Tasks {
     proposer: JoinHandle<()>,
     read_index: JoinHandle<()>,
     relay: JoinHandle<()>,
+    liveness: JoinHandle<()>,
     promoter: Option<JoinHandle<()>>,
 }
 
@@ -246,9 +249,15 @@ impl RaftNode {
         ));
         let lookup_raft = raft.clone();
         let leader: crate::relay::LeaderLookup = Arc::new(move || leader_peer(&lookup_raft));
-        let (relay, relay_task) =
-            Relay::start(node_id, http, routes, leader, proposals.clone());
+        let (relay, relay_task) = Relay::start(node_id, http, routes, leader, proposals.clone());
 
+        let liveness = Arc::new(crate::liveness::Liveness::default());
+        let liveness_task = tokio::spawn(crate::liveness::run(
+            node_id,
+            raft.clone(),
+            addrs.clone(),
+            liveness.clone(),
+        ));
         let node = RaftNode {
             inner: Arc::new(Inner {
                 node_id,
@@ -267,6 +276,7 @@ impl RaftNode {
                 contact,
                 addrs,
                 read_index,
+                liveness,
                 db,
                 tasks: Mutex::new(Some(Tasks {
                     server_stop,
@@ -275,6 +285,7 @@ impl RaftNode {
                     proposer,
                     read_index: read_index_task,
                     relay: relay_task,
+                    liveness: liveness_task,
                     promoter: None,
                 })),
             }),
@@ -458,6 +469,23 @@ impl RaftNode {
         self.inner.raft.metrics().borrow().state == ServerState::Leader
     }
 
+    /// Members (voters and learners) that answered a ping in the last few
+    /// seconds, always including this node; sorted.
+    pub fn live_members(&self) -> BTreeSet<u64> {
+        let members: Vec<u64> = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow();
+            m.membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        self.inner
+            .liveness
+            .live(self.inner.node_id, members.into_iter())
+    }
+
     /// This node's id.
     pub fn node_id(&self) -> u64 {
         self.inner.node_id
@@ -536,6 +564,7 @@ impl RaftNode {
         tasks.proposer.abort();
         tasks.read_index.abort();
         tasks.relay.abort();
+        tasks.liveness.abort();
         raft_result.map_err(|e| RaftError::Shutdown(format!("raft core task: {e}")))?;
         wait_released(&self.inner.db).await
     }

@@ -151,10 +151,12 @@ fn approx_size(cmd: &Command) -> usize {
     };
     OVERHEAD
         + match cmd {
-            Command::Register { service, id, spec } => {
-                service.len()
-                    + id.len()
+            Command::Register { at, spec } => {
+                at.namespace.len()
+                    + at.service.len()
+                    + at.id.len()
                     + spec.address.len()
+                    + spec.checks.len() * 128
                     + spec.tags.iter().map(String::len).sum::<usize>()
                     + spec
                         .meta
@@ -178,6 +180,7 @@ fn approx_size(cmd: &Command) -> usize {
                 compares.sum::<usize>() + success.iter().chain(failure).map(op_size).sum::<usize>()
             }
             Command::Restore { snapshot } => snapshot.len(),
+            Command::CheckStatus { output, .. } => output.len() + 64,
             // Small fixed-size commands (deregister, delete, leases).
             _ => OVERHEAD,
         }

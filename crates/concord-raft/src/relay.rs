@@ -118,7 +118,8 @@ fn shutting_down() -> ProposeError {
 
 /// Sends one batch and hands each proposal its answer.
 async fn send(http: &reqwest::Client, url: &str, leader: u64, batch: Vec<Pending>) {
-    let (cmds, replies): (Vec<Command>, Vec<_>) = batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+    let (cmds, replies): (Vec<Command>, Vec<_>) =
+        batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
     let answers = match exchange(http, url, leader, &cmds).await {
         Ok(a) if a.len() == replies.len() => a,
         Ok(a) => {
@@ -254,6 +255,18 @@ mod tests {
                     meta: [("zone".to_string(), "a".to_string())].into(),
                     weight: 100,
                     ttl_secs: None,
+                    status: concord_api::registry::HealthStatus::Warning,
+                    checks: vec![concord_api::registry::CheckState {
+                        id: "c".into(),
+                        kind: concord_api::registry::CheckType::Http,
+                        status: concord_api::registry::HealthStatus::Warning,
+                        output: "429".into(),
+                        last_change_revision: 7,
+                    }],
+                    maintenance: Some(concord_api::registry::MaintenanceInfo {
+                        reason: "deploy".into(),
+                        revision: 6,
+                    }),
                 },
                 lease: Some(3),
             }),

@@ -3,6 +3,7 @@
 //! Handlers are thin: they parse and validate, then call `Node::write` or read state.
 
 mod cluster;
+mod health;
 mod kv;
 mod leases;
 mod node_info;
@@ -38,6 +39,15 @@ pub fn router(node: SharedNode) -> Router {
             "/v1/services/{service}/instances/{id}/heartbeat",
             put(registry::heartbeat),
         )
+        .route(
+            "/v1/services/{service}/instances/{id}/maintenance",
+            put(health::maintenance),
+        )
+        .route(
+            "/v1/services/{service}/instances/{id}/checks/{check}/{verb}",
+            put(health::ttl_update),
+        )
+        .route("/v1/namespaces", get(registry::namespaces))
         .route("/v1/kv", get(kv::get_root).delete(kv::delete_root))
         .route("/v1/kv/", get(kv::get_root).delete(kv::delete_root))
         .route(

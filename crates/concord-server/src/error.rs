@@ -69,10 +69,10 @@ impl From<StateError> for ApiError {
     fn from(e: StateError) -> Self {
         let code = match e {
             StateError::CasFailed { .. } => ErrorCode::CasFailed,
-            StateError::LeaseNotFound(_) | StateError::InstanceNotFound { .. } => {
-                ErrorCode::NotFound
-            }
-            StateError::InvalidSnapshot(_) => ErrorCode::InvalidArgument,
+            StateError::LeaseNotFound(_)
+            | StateError::InstanceNotFound { .. }
+            | StateError::CheckNotFound { .. } => ErrorCode::NotFound,
+            StateError::InvalidSnapshot(_) | StateError::Invalid(_) => ErrorCode::InvalidArgument,
         };
         ApiError::new(code, e.to_string())
     }

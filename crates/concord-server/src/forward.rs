@@ -1,8 +1,8 @@
 //! Transparent forwarding: any node serves any request.
 //!
 //! Writes are validated where they arrive and their commands relayed to the
-//! leader by the Raft node. What lives in the leader's memory alone (lease
-//! deadlines) and membership changes need the leader itself: a follower relays
+//! leader by the Raft node. What lives in the leader's memory alone (lease and
+//! TTL-check deadlines) and membership changes need the leader itself: a follower relays
 //! such requests to the leader's client API and streams the answer back, so
 //! clients can talk to whichever node they like. Reads are answered locally: linearizable ones after a read index
 //! obtained from the leader, stale ones at once; so are watches and node endpoints. A relayed request carries `X-Concord-Forwarded`, and a node
@@ -59,13 +59,21 @@ pub fn client() -> reqwest::Client {
 fn needs_leader(method: &Method, path: &str, query: Option<&str>) -> bool {
     if method == Method::PUT {
         return path.starts_with("/v1/leases/") && path.ends_with("/keepalive")
-            || path.starts_with("/v1/services/") && path.ends_with("/heartbeat");
+            || path.starts_with("/v1/services/")
+                && (path.ends_with("/heartbeat") || is_ttl_update(path));
     }
     if method == Method::GET || method == Method::HEAD {
         return path.starts_with("/v1/leases/")
             && !Params::parse(query.unwrap_or("")).stale().unwrap_or(false);
     }
     (method == Method::POST || method == Method::DELETE) && path.starts_with("/v1/cluster/")
+}
+
+/// `/v1/services/{s}/instances/{id}/checks/{check}/{verb}`: TTL deadlines live
+/// in the leader's memory, like lease deadlines.
+fn is_ttl_update(path: &str) -> bool {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    parts.len() == 8 && parts[3] == "instances" && parts[5] == "checks"
 }
 
 /// Middleware: relay to the leader when this node is not it.
@@ -187,6 +195,16 @@ mod tests {
         assert!(needs_leader(
             &Method::PUT,
             "/v1/services/web/instances/w1/heartbeat",
+            None
+        ));
+        assert!(needs_leader(
+            &Method::PUT,
+            "/v1/services/web/instances/w1/checks/ttl/pass",
+            Some("namespace=prod")
+        ));
+        assert!(!needs_leader(
+            &Method::PUT,
+            "/v1/services/web/instances/w1/maintenance",
             None
         ));
         assert!(

@@ -4,9 +4,13 @@
 
 mod api;
 pub mod backup;
+pub mod checks;
 pub mod config;
+pub mod dns;
+mod dns_source;
 mod error;
 mod forward;
+mod health;
 mod join;
 mod leases;
 mod membership;
@@ -53,12 +57,44 @@ pub struct RunningServer {
     pub client_addr: SocketAddr,
     /// The bound peer address.
     pub peer_addr: SocketAddr,
+    /// The bound DNS address (UDP and TCP), when DNS is served.
+    pub dns_addr: Option<SocketAddr>,
     node: SharedNode,
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     background: Vec<JoinHandle<()>>,
     /// Set when a background task fails for good (joining the cluster gave up).
     fatal: watch::Receiver<Option<String>>,
+}
+
+/// Binds UDP first, then TCP on the same port (the one UDP got, for port 0),
+/// and serves DNS from the node's state until `stop` flips.
+async fn start_dns(
+    node: &SharedNode,
+    addr: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, JoinHandle<()>), ServerError> {
+    let udp = tokio::net::UdpSocket::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = udp.local_addr()?;
+    let tcp = bind(bound).await?;
+    let source = Arc::new(dns_source::StateSource(node.state.clone()));
+    let config = dns::DnsConfig {
+        ttl_secs: node.config.dns_ttl_secs,
+        ..dns::DnsConfig::default()
+    };
+    let metrics = node.metrics.dns.clone();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        if let Err(e) = dns::serve(udp, tcp, source, config, metrics, shutdown).await {
+            tracing::error!(error = %e, "DNS server failed");
+        }
+    });
+    info!(dns_addr = %bound, "serving DNS");
+    Ok((bound, task))
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
@@ -102,6 +138,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         raft,
         config,
         leases: Default::default(),
+        health: Default::default(),
         metrics,
         forwarder: forward::client(),
         ready: AtomicBool::new(false),
@@ -110,6 +147,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     let (fatal_tx, fatal) = watch::channel(None);
     let mut background = vec![
         tokio::spawn(leases::run(node.clone(), stop_rx.clone())),
+        tokio::spawn(health::leader::run(node.clone(), stop_rx.clone())),
+        tokio::spawn(health::owner::run(node.clone(), stop_rx.clone())),
         tokio::spawn(track_readiness(node.clone(), stop_rx.clone())),
     ];
     if let Some(plan) = join {
@@ -120,6 +159,14 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
             fatal_tx,
         )));
     }
+    let dns_addr = match node.config.dns_addr {
+        Some(addr) => {
+            let (bound, task) = start_dns(&node, addr, stop_rx.clone()).await?;
+            background.push(task);
+            Some(bound)
+        }
+        None => None,
+    };
     let app = api::router(node.clone());
     let mut http_stop = stop_rx.clone();
     let http = tokio::spawn(async move {
@@ -133,6 +180,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
     Ok(RunningServer {
         client_addr,
         peer_addr,
+        dns_addr,
         node,
         stop,
         http,

@@ -20,6 +20,18 @@ pub struct RequestLabels {
     pub status: u16,
 }
 
+/// Labels of the checks-by-status gauge and the transitions counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
+/// Labels of the probe latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabels {
+    pub check_type: String,
+}
+
 /// Labels of a latency histogram by route.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -49,6 +61,14 @@ pub struct Metrics {
     pub leases: Gauge,
     pub watchers: Gauge,
     pub lease_expiries: Counter,
+    /// Checks by current status (set at scrape time).
+    pub checks: Family<StatusLabels, Gauge>,
+    /// Check status changes this node proposed, by new status.
+    pub check_transitions: Family<StatusLabels, Counter>,
+    /// Probe latency by check type.
+    pub probe_latency: Family<ProbeLabels, Histogram, fn() -> Histogram>,
+    /// DNS queries by type and answer code.
+    pub dns: std::sync::Arc<crate::dns::DnsMetrics>,
 }
 
 impl Metrics {
@@ -98,6 +118,13 @@ impl Metrics {
             leases: Gauge::default(),
             watchers: Gauge::default(),
             lease_expiries: Counter::default(),
+            checks: Family::default(),
+            check_transitions: Family::default(),
+            probe_latency:
+                Family::<ProbeLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                    latency_histogram,
+                ),
+            dns: std::sync::Arc::new(crate::dns::DnsMetrics::new(&mut registry)),
             registry,
         };
         let mut m = m;
@@ -138,7 +165,31 @@ impl Metrics {
             "Leases this node expired as leader",
             m.lease_expiries.clone(),
         );
+        m.registry.register(
+            "health_checks",
+            "Health checks by current status",
+            m.checks.clone(),
+        );
+        m.registry.register(
+            "health_check_transitions",
+            "Check status changes this node proposed, by new status",
+            m.check_transitions.clone(),
+        );
+        m.registry.register(
+            "health_probe_duration_seconds",
+            "Health probe latency by check type",
+            m.probe_latency.clone(),
+        );
         m
+    }
+
+    /// Counts one check status change this node proposed.
+    pub fn observe_transition(&self, to: concord_api::registry::HealthStatus) {
+        self.check_transitions
+            .get_or_create(&StatusLabels {
+                status: to.as_str().to_owned(),
+            })
+            .inc();
     }
 
     /// Records one served request.

@@ -25,6 +25,8 @@ pub struct Node {
     pub state: Arc<RwLock<StateMachine>>,
     pub config: ServerConfig,
     pub leases: LeaseKeeper,
+    /// The leader's TTL-check and reaping clocks.
+    pub health: crate::health::HealthClocks,
     pub metrics: Metrics,
     /// Relays requests to the leader when this node is a follower.
     pub forwarder: reqwest::Client,

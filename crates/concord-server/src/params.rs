@@ -93,6 +93,17 @@ impl Params {
             .transpose()
     }
 
+    /// `?namespace=`, validated; `default` when absent.
+    pub fn namespace(&self) -> Result<String, ApiError> {
+        match self.get("namespace") {
+            None | Some("") => Ok(concord_api::registry::DEFAULT_NAMESPACE.to_owned()),
+            Some(ns) => {
+                concord_api::validate::namespace(ns)?;
+                Ok(ns.to_owned())
+            }
+        }
+    }
+
     /// Whether the read may be served from local state (`consistency=stale`).
     pub fn stale(&self) -> Result<bool, ApiError> {
         match self.get("consistency") {

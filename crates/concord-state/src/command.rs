@@ -1,10 +1,11 @@
 //! What can be proposed to the log, and what applying it answers.
 
-use concord_api::registry::{Instance, InstanceSpec};
+use concord_api::registry::{HealthStatus, Instance, InstanceSpec};
 use concord_api::txn::{CompareOp, CompareTarget};
 use serde::{Deserialize, Serialize};
 
 use crate::kv::KvEntry;
+use crate::registry::InstanceRef;
 
 /// A change to replicated state. Inputs are already validated by the server;
 /// `apply` still refuses what would break an invariant (missing lease, failed CAS).
@@ -17,19 +18,43 @@ pub enum Command {
     /// granted and bound to it (any previous private lease of the instance is dropped,
     /// deleting any key a client had bound to it).
     Register {
-        /// Service name.
-        service: String,
-        /// Instance id, unique within the service.
-        id: String,
+        /// Namespace, service and instance id.
+        at: InstanceRef,
         /// What to register; `ttl_secs` makes the instance ephemeral.
         spec: InstanceSpec,
     },
     /// Remove an instance (and its private lease, with any key bound to it).
     Deregister {
-        /// Service name.
-        service: String,
-        /// Instance id.
-        id: String,
+        /// The instance.
+        at: InstanceRef,
+    },
+    /// A health check changed status (after damping, on the server that owns it,
+    /// or from a TTL update).
+    CheckStatus {
+        /// The instance.
+        at: InstanceRef,
+        /// The check's id.
+        check: String,
+        /// Its new status (`passing`, `warning` or `critical`).
+        status: HealthStatus,
+        /// What the status is based on.
+        output: String,
+        /// Apply only if the check is still in this status (a probe owner's view).
+        expected: Option<HealthStatus>,
+    },
+    /// Turn maintenance on (with its reason) or off.
+    Maintenance {
+        /// The instance.
+        at: InstanceRef,
+        /// `Some(reason)`: on; `None`: off.
+        reason: Option<String>,
+    },
+    /// Remove an instance that has been critical since revision `since`, if it still is.
+    ReapCritical {
+        /// The instance.
+        at: InstanceRef,
+        /// Its `status_revision` when it was found critical for too long.
+        since: u64,
     },
     /// Write a key. `cas`: the mod_revision that must be current (0 = must not exist).
     Put {
@@ -212,6 +237,29 @@ pub enum Outcome {
         /// Store revision after the command.
         revision: u64,
     },
+    /// Answer to `CheckStatus`.
+    CheckStatus {
+        /// Store revision after the command.
+        revision: u64,
+        /// The check's status now.
+        status: HealthStatus,
+        /// Whether the status moved (false: already there, or `expected` did not hold).
+        changed: bool,
+    },
+    /// Answer to `Maintenance`.
+    Maintenance {
+        /// Store revision after the command.
+        revision: u64,
+        /// The instance as it now is.
+        instance: Instance,
+    },
+    /// Answer to `ReapCritical`.
+    Reaped {
+        /// Store revision after the command.
+        revision: u64,
+        /// Whether the instance went (false: it recovered or was already gone).
+        removed: bool,
+    },
     /// Answer to `Restore`.
     Restored {
         /// Store revision after the command.
@@ -236,9 +284,22 @@ pub enum StateError {
     /// A restore carried bytes that are not a valid snapshot.
     #[error("invalid snapshot: {0}")]
     InvalidSnapshot(String),
+    /// A command that validation should have stopped (kept deterministic anyway).
+    #[error("invalid command: {0}")]
+    Invalid(String),
+    /// A check update named a check the instance does not declare.
+    #[error("instance {instance} has no check {check:?}")]
+    CheckNotFound {
+        /// `namespace/service/id`.
+        instance: String,
+        /// The check id.
+        check: String,
+    },
     /// A deregister named an instance that does not exist.
-    #[error("instance {service}/{id} not found")]
+    #[error("instance {service}/{id} not found in namespace {namespace}")]
     InstanceNotFound {
+        /// Namespace.
+        namespace: String,
         /// Service name.
         service: String,
         /// Instance id.

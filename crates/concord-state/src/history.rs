@@ -52,6 +52,8 @@ pub enum EventKind {
     Service {
         /// Why it changed.
         kind: ServiceEventKind,
+        /// The service's namespace.
+        namespace: String,
         /// Service name.
         service: String,
         /// The new instance, or the removed one for removals.
@@ -69,11 +71,22 @@ impl Event {
         let variable = match &self.kind {
             EventKind::Kv { key, value, .. } => key.len().saturating_add(value.len()),
             EventKind::Service {
-                service, instance, ..
-            } => service
+                namespace,
+                service,
+                instance,
+                ..
+            } => namespace
                 .len()
+                .saturating_add(service.len())
                 .saturating_add(instance.id.len())
-                .saturating_add(instance.address.len()),
+                .saturating_add(instance.address.len())
+                .saturating_add(
+                    instance
+                        .checks
+                        .iter()
+                        .map(|c| c.id.len().saturating_add(c.output.len()))
+                        .sum(),
+                ),
         };
         variable.saturating_add(EVENT_OVERHEAD)
     }

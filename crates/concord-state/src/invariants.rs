@@ -4,6 +4,7 @@
 //! instead of breaking `apply` later; the tests check them after every command.
 
 use crate::machine::StateMachine;
+use crate::registry::{InstanceRecord, InstanceRef};
 
 impl StateMachine {
     /// `Err` names the first broken rule: revisions not in the future, lease
@@ -26,25 +27,25 @@ impl StateMachine {
                 ));
             }
         }
-        for (name, service) in &self.services {
+        for ((ns, name), service) in &self.services {
             if service.mod_revision > self.revision {
-                return Err(format!("service {name:?} changed in the future"));
+                return Err(format!("service {ns}/{name} changed in the future"));
             }
             for (id, record) in &service.instances {
+                let at = InstanceRef::new(ns, name, id);
                 if record.instance.id != *id {
-                    return Err(format!("instance {name}/{id} stored under another id"));
+                    return Err(format!("instance {at} stored under another id"));
                 }
-                if let Some(lease) = record.lease {
-                    let pair = (name.clone(), id.clone());
-                    if !self
+                Self::check_health(&at, record)?;
+                if let Some(lease) = record.lease
+                    && !self
                         .leases
                         .get(&lease)
-                        .is_some_and(|l| l.instances.contains(&pair))
-                    {
-                        return Err(format!(
-                            "instance {name}/{id} bound to lease {lease} that does not know it"
-                        ));
-                    }
+                        .is_some_and(|l| l.instances.contains(&at))
+                {
+                    return Err(format!(
+                        "instance {at} bound to lease {lease} that does not know it"
+                    ));
                 }
             }
         }
@@ -59,17 +60,51 @@ impl StateMachine {
             {
                 return Err(format!("lease {id} claims key {key:?} not bound to it"));
             }
-            if let Some((s, i)) = lease
-                .instances
-                .iter()
-                .find(|(s, i)| self.instance(s, i).is_none_or(|r| r.lease != Some(id)))
-            {
-                return Err(format!(
-                    "lease {id} claims instance {s}/{i} not bound to it"
-                ));
+            if let Some(at) = lease.instances.iter().find(|at| {
+                self.instance(&at.namespace, &at.service, &at.id)
+                    .is_none_or(|r| r.lease != Some(id))
+            }) {
+                return Err(format!("lease {id} claims instance {at} not bound to it"));
             }
         }
         self.check_history()
+    }
+
+    /// An instance's checks match its declaration and its status adds them up.
+    fn check_health(at: &InstanceRef, record: &InstanceRecord) -> Result<(), String> {
+        let declared: Vec<&str> = record.health.checks.iter().map(|c| c.id.as_str()).collect();
+        let states: Vec<&str> = record
+            .instance
+            .checks
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        if declared != states {
+            return Err(format!(
+                "instance {at} reports checks {states:?} but declares {declared:?}"
+            ));
+        }
+        if record
+            .unchecked
+            .iter()
+            .any(|c| !declared.contains(&c.as_str()))
+        {
+            return Err(format!("instance {at} waits on an undeclared check"));
+        }
+        let expected = crate::registry::aggregate(
+            &record.instance.checks,
+            record.instance.maintenance.is_some(),
+        );
+        if record.instance.status != expected {
+            return Err(format!(
+                "instance {at} is {:?} but its checks say {expected:?}",
+                record.instance.status
+            ));
+        }
+        if record.health.healthy_threshold == 0 || record.health.unhealthy_threshold == 0 {
+            return Err(format!("instance {at} has a zero threshold"));
+        }
+        Ok(())
     }
 
     /// The local history is ordered, newer than the compaction point, no newer than

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Outcome, StateError};
 use crate::machine::{Change, StateMachine};
+use crate::registry::InstanceRef;
 
 /// A granted lease and what it keeps alive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,8 +18,8 @@ pub struct Lease {
     pub ttl_secs: u32,
     /// Keys deleted when the lease ends.
     pub keys: BTreeSet<String>,
-    /// (service, instance id) pairs registered as ephemeral under this lease.
-    pub instances: BTreeSet<(String, String)>,
+    /// Instances registered as ephemeral under this lease.
+    pub instances: BTreeSet<InstanceRef>,
 }
 
 impl StateMachine {
@@ -77,8 +78,8 @@ impl StateMachine {
         for key in lease.keys {
             self.kv_remove(change, key);
         }
-        for (service, instance) in lease.instances {
-            self.remove_instance(change, &service, &instance, kind);
+        for at in lease.instances {
+            self.remove_instance(change, &at, kind);
         }
     }
 }

@@ -30,5 +30,5 @@ pub use history::{Event, EventKind, HistoryLimits};
 pub use kv::KvEntry;
 pub use lease::Lease;
 pub use machine::StateMachine;
-pub use registry::{InstanceRecord, Service};
+pub use registry::{HealthConfig, InstanceRecord, InstanceRef, Service};
 pub use snapshot::SnapshotError;

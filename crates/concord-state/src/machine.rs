@@ -6,7 +6,7 @@ use crate::command::{Command, Outcome};
 use crate::history::{Event, EventKind, HistoryLimits};
 use crate::kv::KvEntry;
 use crate::lease::Lease;
-use crate::registry::{InstanceRecord, Service};
+use crate::registry::{InstanceRecord, InstanceRef, Service};
 
 /// All replicated state of one node.
 ///
@@ -16,7 +16,8 @@ use crate::registry::{InstanceRecord, Service};
 pub struct StateMachine {
     pub(crate) revision: u64,
     pub(crate) kv: BTreeMap<String, KvEntry>,
-    pub(crate) services: BTreeMap<String, Service>,
+    /// Services by (namespace, name).
+    pub(crate) services: BTreeMap<(String, String), Service>,
     pub(crate) leases: BTreeMap<u64, Lease>,
     pub(crate) next_lease_id: u64,
     pub(crate) history: VecDeque<Event>,
@@ -75,8 +76,17 @@ impl StateMachine {
     /// command that changes nothing leaves the revision where it was.
     pub fn apply(&mut self, cmd: Command) -> Outcome {
         match cmd {
-            Command::Register { service, id, spec } => self.register(service, id, spec),
-            Command::Deregister { service, id } => self.deregister(service, id),
+            Command::Register { at, spec } => self.register(at, spec),
+            Command::Deregister { at } => self.deregister(at),
+            Command::CheckStatus {
+                at,
+                check,
+                status,
+                output,
+                expected,
+            } => self.check_status(at, check, status, output, expected),
+            Command::Maintenance { at, reason } => self.maintenance(at, reason),
+            Command::ReapCritical { at, since } => self.reap_critical(at, since),
             Command::Put {
                 key,
                 value,
@@ -148,37 +158,91 @@ impl StateMachine {
         self.kv.len()
     }
 
-    /// Every service with at least one instance, sorted by name.
-    ///
-    /// Emptied services are kept internally (for `service_mod_revision`) but not listed.
-    pub fn services(&self) -> impl Iterator<Item = (&str, &Service)> {
-        self.services
+    /// Namespaces with at least one instance, and `default` always, sorted.
+    pub fn namespaces(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .services
             .iter()
             .filter(|(_, s)| !s.instances.is_empty())
-            .map(|(name, s)| (name.as_str(), s))
+            .map(|((ns, _), _)| ns.as_str())
+            .collect();
+        names.push(concord_api::registry::DEFAULT_NAMESPACE);
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Whether `namespace` has any service record, even an emptied one.
+    pub fn has_namespace(&self, namespace: &str) -> bool {
+        self.namespace_range(namespace).next().is_some()
+    }
+
+    /// Every service of `namespace` with at least one instance, sorted by name.
+    ///
+    /// Emptied services are kept internally (for `service_mod_revision`) but not listed.
+    pub fn services<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Service)> + 'a {
+        self.namespace_range(namespace)
+            .filter(|(_, s)| !s.instances.is_empty())
+            .map(|((_, name), s)| (name.as_str(), s))
+    }
+
+    fn namespace_range<'a>(
+        &'a self,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = (&'a (String, String), &'a Service)> + 'a {
+        self.services
+            .range((namespace.to_owned(), String::new())..)
+            .take_while(move |((ns, _), _)| ns == namespace)
     }
 
     /// One service, if it has instances.
-    pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.get(name).filter(|s| !s.instances.is_empty())
+    pub fn service(&self, namespace: &str, name: &str) -> Option<&Service> {
+        self.services
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .filter(|s| !s.instances.is_empty())
     }
 
     /// One instance, with the private lease keeping it alive if it is ephemeral.
-    pub fn instance(&self, service: &str, id: &str) -> Option<&InstanceRecord> {
-        self.services.get(service)?.instances.get(id)
+    pub fn instance(&self, namespace: &str, service: &str, id: &str) -> Option<&InstanceRecord> {
+        self.services
+            .get(&(namespace.to_owned(), service.to_owned()))?
+            .instances
+            .get(id)
+    }
+
+    /// Every instance everywhere, for the health checkers and the reaper.
+    pub fn all_instances(&self) -> impl Iterator<Item = (InstanceRef, &InstanceRecord)> {
+        self.services.iter().flat_map(|((ns, name), s)| {
+            s.instances
+                .iter()
+                .map(move |(id, r)| (InstanceRef::new(ns, name, id), r))
+        })
     }
 
     /// The revision of the service's last change (0 if never changed).
     ///
     /// Still answers after the last instance is gone, so a blocking query on the
     /// service wakes up for its removal.
-    pub fn service_mod_revision(&self, name: &str) -> u64 {
-        self.services.get(name).map_or(0, |s| s.mod_revision)
+    pub fn service_mod_revision(&self, namespace: &str, name: &str) -> u64 {
+        self.services
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .map_or(0, |s| s.mod_revision)
     }
 
-    /// Total instances across services.
+    /// Total instances across namespaces and services.
     pub fn instance_count(&self) -> usize {
         self.services.values().map(|s| s.instances.len()).sum()
+    }
+
+    /// Services with at least one instance, across namespaces.
+    pub fn service_count(&self) -> usize {
+        self.services
+            .values()
+            .filter(|s| !s.instances.is_empty())
+            .count()
     }
 
     /// One lease.

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::testutil::{register, spec};
-use crate::{Command, Event, EventKind, InstanceRecord, Outcome};
+use crate::{Command, Event, EventKind, Outcome};
 use concord_api::registry::Instance;
 use concord_api::watch::ServiceEventKind;
 
@@ -28,6 +28,9 @@ fn instance(ttl_secs: Option<u32>) -> Instance {
         meta: s.meta,
         weight: s.weight,
         ttl_secs,
+        status: concord_api::registry::HealthStatus::Passing,
+        checks: Vec::new(),
+        maintenance: None,
     }
 }
 
@@ -48,13 +51,13 @@ fn types_holding_instances_round_trip_through_postcard() {
             revision: 4,
             kind: EventKind::Service {
                 kind: ServiceEventKind::Register,
+                namespace: "default".to_owned(),
                 service: "web".to_owned(),
                 instance: instance(ttl),
             },
         });
-        round_trip(&InstanceRecord {
-            instance: instance(ttl),
-            lease: None,
-        });
+        let mut sm = crate::testutil::machine();
+        sm.apply(register("web", "1", "h", ttl));
+        round_trip(sm.instance("default", "web", "1").expect("registered"));
     }
 }

@@ -1,11 +1,13 @@
 //! Property tests over random command sequences from a small alphabet, so keys,
 //! instances and leases collide often.
 
+use concord_api::registry::HealthStatus;
 use concord_api::txn::{CompareOp, CompareTarget};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
+use crate::InstanceRef;
 use crate::testutil::{outcome_revision, spec};
 use crate::{Command, Compare, CompareValue, Event, HistoryLimits, Outcome, StateMachine, TxnOp};
 
@@ -13,6 +15,7 @@ const KEYS: &[&str] = &["a", "a/x", "a/y", "b"];
 const PREFIXES: &[&str] = &["", "a", "a/", "c"];
 const SERVICES: &[&str] = &["web", "db"];
 const IDS: &[&str] = &["1", "2"];
+const NAMESPACES: &[&str] = &["default", "prod"];
 
 fn key() -> impl Strategy<Value = String> {
     select(KEYS).prop_map(str::to_owned)
@@ -69,16 +72,64 @@ fn txn_op() -> impl Strategy<Value = TxnOp> {
     ]
 }
 
+fn instance_ref() -> impl Strategy<Value = InstanceRef> {
+    (select(NAMESPACES), select(SERVICES), select(IDS))
+        .prop_map(|(ns, s, i)| InstanceRef::new(ns, s, i))
+}
+
+fn health_status() -> impl Strategy<Value = HealthStatus> {
+    select(
+        &[
+            HealthStatus::Passing,
+            HealthStatus::Warning,
+            HealthStatus::Critical,
+        ][..],
+    )
+}
+
+/// A registration, sometimes with checks "a" and/or "b".
+fn registration() -> impl Strategy<Value = Command> {
+    (
+        instance_ref(),
+        select(&["h1", "h2"][..]),
+        proptest::option::of(1u32..4),
+        0usize..3,
+    )
+        .prop_map(|(at, addr, ttl, checks)| {
+            let mut spec = spec(addr, ttl);
+            spec.checks = ["a", "b"][..checks]
+                .iter()
+                .map(|id| {
+                    serde_json::from_value(
+                        serde_json::json!({"id": id, "type": "ttl", "ttl_secs": 5}),
+                    )
+                    .expect("check")
+                })
+                .collect();
+            Command::Register { at, spec }
+        })
+}
+
 fn command() -> impl Strategy<Value = Command> {
-    let instance = (select(SERVICES), select(IDS)).prop_map(|(s, i)| (s.to_owned(), i.to_owned()));
     prop_oneof![
-        3 => (instance.clone(), select(&["h1", "h2"][..]), proptest::option::of(1u32..4))
-            .prop_map(|((service, id), addr, ttl)| Command::Register {
-                service,
-                id,
-                spec: spec(addr, ttl),
+        3 => registration(),
+        1 => instance_ref().prop_map(|at| Command::Deregister { at }),
+        2 => (
+            instance_ref(),
+            select(&["a", "b", "c"][..]),
+            health_status(),
+            proptest::option::of(health_status()),
+        )
+            .prop_map(|(at, check, status, expected)| Command::CheckStatus {
+                at,
+                check: check.to_owned(),
+                status,
+                output: "o".to_owned(),
+                expected,
             }),
-        1 => instance.prop_map(|(service, id)| Command::Deregister { service, id }),
+        1 => (instance_ref(), proptest::option::of(select(&["x", "y"][..])))
+            .prop_map(|(at, reason)| Command::Maintenance { at, reason: reason.map(str::to_owned) }),
+        1 => (instance_ref(), 0u64..30).prop_map(|(at, since)| Command::ReapCritical { at, since }),
         4 => (key(), value(), lease(), cas())
             .prop_map(|(key, value, lease, cas)| Command::Put { key, value, lease, cas }),
         2 => (delete_target(), cas())

@@ -34,8 +34,6 @@ impl StateMachine {
 
 #[cfg(test)]
 mod tests {
-    use concord_api::registry::InstanceSpec;
-
     use crate::{Command, HistoryLimits, Outcome, StateError, StateMachine};
 
     fn put(sm: &mut StateMachine, key: &str, value: &str) {
@@ -53,18 +51,7 @@ mod tests {
         for i in 0..5 {
             put(&mut source, &format!("k{i}"), "v");
         }
-        source.apply(Command::Register {
-            service: "web".into(),
-            id: "w1".into(),
-            spec: InstanceSpec {
-                address: "a".into(),
-                port: 1,
-                tags: vec![],
-                meta: Default::default(),
-                weight: 1,
-                ttl_secs: Some(5),
-            },
-        });
+        source.apply(crate::testutil::register("web", "w1", "a", Some(5)));
         let backup = source.snapshot();
 
         // A target that already moved further than the backup.
@@ -80,7 +67,7 @@ mod tests {
         assert_eq!(revision, before + 1, "never backwards");
         assert!(target.kv_get("old0").is_none(), "old data replaced");
         assert_eq!(target.kv_range("k", None).len(), 5);
-        assert_eq!(target.service_mod_revision("web"), revision);
+        assert_eq!(target.service_mod_revision("default", "web"), revision);
         assert!(
             target.events_after(before).is_err(),
             "history compacted at the restore"

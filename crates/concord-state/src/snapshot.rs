@@ -11,8 +11,9 @@ use crate::lease::Lease;
 use crate::machine::StateMachine;
 use crate::registry::Service;
 
-/// The first byte of every snapshot; bump it when `SnapshotV1`'s layout changes.
-const FORMAT_VERSION: u8 = 1;
+/// The first byte of every snapshot; bump it when `SnapshotBody`'s layout changes
+/// (2: namespaces and health checks in the registry).
+const FORMAT_VERSION: u8 = 2;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -31,10 +32,10 @@ pub enum SnapshotError {
 /// The encoded body. `Cow` lets `snapshot` borrow the live maps while `restore`
 /// decodes into owned ones, with one definition of the layout.
 #[derive(Serialize, Deserialize)]
-struct SnapshotV1<'a> {
+struct SnapshotBody<'a> {
     revision: u64,
     kv: Cow<'a, BTreeMap<String, KvEntry>>,
-    services: Cow<'a, BTreeMap<String, Service>>,
+    services: Cow<'a, BTreeMap<(String, String), Service>>,
     leases: Cow<'a, BTreeMap<u64, Lease>>,
     next_lease_id: u64,
 }
@@ -43,7 +44,7 @@ impl StateMachine {
     /// Serializes the replicated state (not the local event history): a format
     /// version byte, then the postcard encoding.
     pub fn snapshot(&self) -> Vec<u8> {
-        let body = SnapshotV1 {
+        let body = SnapshotBody {
             revision: self.revision,
             kv: Cow::Borrowed(&self.kv),
             services: Cow::Borrowed(&self.services),
@@ -68,7 +69,7 @@ impl StateMachine {
             return Err(SnapshotError::UnsupportedVersion(version));
         }
         let (snap, rest) =
-            postcard::take_from_bytes::<SnapshotV1<'_>>(body).map_err(|e| match e {
+            postcard::take_from_bytes::<SnapshotBody<'_>>(body).map_err(|e| match e {
                 postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
                 e => SnapshotError::Corrupt(e.to_string()),
             })?;

@@ -1,8 +1,8 @@
 //! Shorthands shared by the unit and property tests.
 
-use concord_api::registry::{DEFAULT_WEIGHT, InstanceSpec};
+use concord_api::registry::{DEFAULT_NAMESPACE, DEFAULT_WEIGHT, InstanceSpec};
 
-use crate::{Command, Event, HistoryLimits, Outcome, StateMachine};
+use crate::{Command, Event, HistoryLimits, InstanceRef, Outcome, StateMachine};
 
 /// A fresh machine with default history limits.
 pub(crate) fn machine() -> StateMachine {
@@ -18,14 +18,14 @@ pub(crate) fn spec(address: &str, ttl: Option<u32>) -> InstanceSpec {
         meta: [("k".to_owned(), "v".to_owned())].into(),
         weight: DEFAULT_WEIGHT,
         ttl_secs: ttl,
+        ..InstanceSpec::default()
     }
 }
 
 /// `Register` of `service/id` at address `addr`.
 pub(crate) fn register(service: &str, id: &str, addr: &str, ttl: Option<u32>) -> Command {
     Command::Register {
-        service: service.to_owned(),
-        id: id.to_owned(),
+        at: InstanceRef::new(DEFAULT_NAMESPACE, service, id),
         spec: spec(addr, ttl),
     }
 }
@@ -33,8 +33,7 @@ pub(crate) fn register(service: &str, id: &str, addr: &str, ttl: Option<u32>) ->
 /// `Deregister` of `service/id`.
 pub(crate) fn deregister(service: &str, id: &str) -> Command {
     Command::Deregister {
-        service: service.to_owned(),
-        id: id.to_owned(),
+        at: InstanceRef::new(DEFAULT_NAMESPACE, service, id),
     }
 }
 
@@ -113,7 +112,10 @@ pub(crate) fn outcome_revision(outcome: &Outcome) -> Option<u64> {
         | Outcome::Txn { revision, .. }
         | Outcome::LeaseGranted { revision, .. }
         | Outcome::LeaseRevoked { revision }
-        | Outcome::Restored { revision } => Some(*revision),
+        | Outcome::Restored { revision }
+        | Outcome::CheckStatus { revision, .. }
+        | Outcome::Maintenance { revision, .. }
+        | Outcome::Reaped { revision, .. } => Some(*revision),
         Outcome::Refused(_) => None,
     }
 }

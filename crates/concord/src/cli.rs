@@ -229,6 +229,14 @@ pub struct TuningArgs {
     /// picks a random timeout in it.
     #[arg(long, value_name = "MIN-MAX", default_value_t = MsRange::from(ServerConfig::default().election_timeout))]
     pub election_timeout_ms: MsRange,
+
+    /// Serve DNS (UDP and TCP) on this address, e.g. 127.0.0.1:7653; off when absent.
+    #[arg(long, value_name = "ADDR", help_heading = "DNS")]
+    pub dns_addr: Option<std::net::SocketAddr>,
+
+    /// TTL of DNS answers, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = ServerConfig::default().dns_ttl_secs, help_heading = "DNS")]
+    pub dns_ttl: u32,
 }
 
 impl TuningArgs {
@@ -247,6 +255,8 @@ impl TuningArgs {
         config.history_max_bytes = self.history_max_bytes;
         config.progress_interval = Duration::from_millis(self.progress_interval_ms);
         config.heartbeat_interval = Duration::from_millis(self.heartbeat_ms);
+        config.dns_addr = self.dns_addr;
+        config.dns_ttl_secs = self.dns_ttl;
         config.election_timeout = (
             Duration::from_millis(self.election_timeout_ms.min),
             Duration::from_millis(self.election_timeout_ms.max),
@@ -394,6 +404,9 @@ pub enum KvCommand {
 pub struct ServicesArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Registry namespace every subcommand works in.
+    #[arg(long, global = true, default_value = "default", value_name = "NS")]
+    pub namespace: String,
     #[command(subcommand)]
     pub command: ServicesCommand,
 }
@@ -401,8 +414,10 @@ pub struct ServicesArgs {
 /// The service registry subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ServicesCommand {
-    /// List services and their instance counts.
+    /// List services with their passing and total instance counts.
     Ls,
+    /// List namespaces.
+    Namespaces,
     /// Show a service's instances.
     Get {
         /// The service name.
@@ -410,6 +425,40 @@ pub enum ServicesCommand {
         /// Only instances carrying this tag (repeat to require several).
         #[arg(long = "tag", value_name = "T")]
         tags: Vec<String>,
+        /// Only instances whose status is passing.
+        #[arg(long)]
+        passing: bool,
+        /// Only instances with this metadata pair KEY=VALUE (repeatable).
+        #[arg(long = "meta", value_name = "K=V", value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
+    },
+    /// Take an instance out of service (on) or put it back (off).
+    Maintenance {
+        /// The service name.
+        name: String,
+        /// The instance id.
+        id: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        /// Why (recorded with the instance).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Report a TTL check: pass, warn or fail.
+    Check {
+        /// The service name.
+        name: String,
+        /// The instance id.
+        id: String,
+        /// The check id.
+        check: String,
+        /// `pass`, `warn` or `fail`.
+        #[arg(value_parser = ["pass", "warn", "fail"])]
+        verb: String,
+        /// A note recorded as the check's output.
+        #[arg(long)]
+        output: Option<String>,
     },
     /// Register (or replace) an instance.
     Register {
@@ -435,6 +484,10 @@ pub enum ServicesCommand {
         /// Make the instance ephemeral: it expires unless heartbeated within S seconds.
         #[arg(long, value_name = "S")]
         ttl: Option<u32>,
+        /// Health checks as a JSON array (see docs/api.md), e.g.
+        /// '[{"id":"http","type":"http","url":"http://10.0.0.5:8080/health"}]'.
+        #[arg(long, value_name = "JSON")]
+        checks: Option<String>,
     },
     /// Remove an instance.
     Deregister {
@@ -921,14 +974,77 @@ mod tests {
         ));
         match parse(&["services", "get", "orders", "--tag", "v2", "--tag", "eu"]).command {
             Command::Services(ServicesArgs {
-                command: ServicesCommand::Get { name, tags },
+                command:
+                    ServicesCommand::Get {
+                        name,
+                        tags,
+                        passing,
+                        meta,
+                    },
+                namespace,
                 ..
             }) => {
                 assert_eq!(name, "orders");
                 assert_eq!(tags, ["v2", "eu"]);
+                assert!(!passing && meta.is_empty());
+                assert_eq!(namespace, "default");
             }
             other => panic!("{other:?}"),
         }
+        match parse(&[
+            "services",
+            "get",
+            "orders",
+            "--passing",
+            "--meta",
+            "zone=a",
+            "--namespace",
+            "prod",
+        ])
+        .command
+        {
+            Command::Services(ServicesArgs {
+                command: ServicesCommand::Get { passing, meta, .. },
+                namespace,
+                ..
+            }) => {
+                assert!(passing);
+                assert_eq!(meta, [("zone".to_owned(), "a".to_owned())]);
+                assert_eq!(namespace, "prod");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[
+            "services",
+            "--namespace",
+            "prod",
+            "maintenance",
+            "orders",
+            "o1",
+            "on",
+            "--reason",
+            "deploy",
+        ])
+        .command
+        {
+            Command::Services(ServicesArgs {
+                command:
+                    ServicesCommand::Maintenance {
+                        name,
+                        id,
+                        state,
+                        reason,
+                    },
+                namespace,
+                ..
+            }) => {
+                assert_eq!((name.as_str(), id.as_str()), ("orders", "o1"));
+                assert_eq!((state.as_str(), reason.as_str()), ("on", "deploy"));
+                assert_eq!(namespace, "prod");
+            }
+            other => panic!("{other:?}"),
+        }
+        parse_err(&["services", "maintenance", "orders", "o1", "maybe"]);
         match parse(&[
             "services",
             "register",
@@ -964,6 +1080,7 @@ mod tests {
                         meta,
                         weight,
                         ttl,
+                        ..
                     },
                 ..
             }) => {

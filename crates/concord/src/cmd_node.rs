@@ -52,7 +52,13 @@ async fn run(config: ServerConfig, what: &str) -> anyhow::Result<()> {
         .await
         .context("cannot start the node")?;
 
-    let banner = banner(server.client_addr, server.peer_addr, node_id, &data_dir);
+    let banner = banner(
+        server.client_addr,
+        server.peer_addr,
+        server.dns_addr,
+        node_id,
+        &data_dir,
+    );
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(banner.as_bytes())?;
     stdout.flush()?;
@@ -83,17 +89,33 @@ async fn run(config: ServerConfig, what: &str) -> anyhow::Result<()> {
 fn banner(
     client: SocketAddr,
     peer: SocketAddr,
+    dns: Option<SocketAddr>,
     node_id: u64,
     data_dir: &std::path::Path,
 ) -> String {
     let base = format!("http://{}", reachable(client));
+    let (dns_field, dns_line) = match dns {
+        Some(d) => {
+            let r = reachable(d);
+            (
+                format!(" dns={d}"),
+                format!(
+                    "  DNS:       dig @{} -p {} SERVICE.service.concord\n",
+                    r.ip(),
+                    r.port()
+                ),
+            )
+        }
+        None => (String::new(), String::new()),
+    };
     format!(
-        "concord listening: client=http://{client} peer={peer}\n\
+        "concord listening: client=http://{client} peer={peer}{dns_field}\n\
          \x20 node:      {node_id} (data in {})\n\
          \x20 API:       {base}/v1/\n\
          \x20 status:    {base}/v1/status\n\
          \x20 metrics:   {base}/metrics\n\
          \x20 try:       concord --addr {base} kv put hello world\n\
+         {dns_line}\
          Press Ctrl-C to stop.\n",
         data_dir.display()
     )
@@ -116,13 +138,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn banner_names_the_dns_port() {
+        let text = banner(
+            "127.0.0.1:7600".parse().unwrap(),
+            "127.0.0.1:7601".parse().unwrap(),
+            Some("0.0.0.0:7653".parse().unwrap()),
+            1,
+            std::path::Path::new("d"),
+        );
+        assert!(text.starts_with(
+            "concord listening: client=http://127.0.0.1:7600 peer=127.0.0.1:7601 dns=0.0.0.0:7653\n"
+        ));
+        assert!(text.contains("dig @127.0.0.1 -p 7653 SERVICE.service.concord"));
+    }
+
+    #[test]
     fn banner_starts_with_the_parseable_line() {
         let text = banner(
             "0.0.0.0:41234".parse().unwrap(),
             "127.0.0.1:41235".parse().unwrap(),
+            None,
             1,
             std::path::Path::new("./concord-data"),
         );
+        assert!(!text.contains("DNS"));
         let mut lines = text.lines();
         assert_eq!(
             lines.next(),

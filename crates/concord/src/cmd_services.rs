@@ -1,6 +1,8 @@
 //! `concord services ...`.
 
-use concord_api::registry::{Instance, InstanceSpec, ServiceDetail, ServiceList};
+use concord_api::registry::{
+    HealthStatus, Instance, InstanceFilter, InstanceSpec, ServiceDetail, ServiceList,
+};
 use concord_api::watch::{ServiceEvent, ServiceEventKind};
 use concord_client::Client;
 
@@ -18,9 +20,68 @@ pub async fn run(
             let list = client.list_services().await?;
             out.either(&list, || render_list(&list))?;
         }
-        ServicesCommand::Get { name, tags } => {
-            let detail = client.get_service(&name, &tags).await?;
+        ServicesCommand::Namespaces => {
+            let list = client.list_namespaces().await?;
+            out.either(&list, || {
+                let mut table = Table::new(&["NAMESPACE", "SERVICES", "INSTANCES"]);
+                for n in &list.namespaces {
+                    table.row(vec![
+                        n.name.clone(),
+                        n.services.to_string(),
+                        n.instances.to_string(),
+                    ]);
+                }
+                table.render()
+            })?;
+        }
+        ServicesCommand::Get {
+            name,
+            tags,
+            passing,
+            meta,
+        } => {
+            let filter = InstanceFilter {
+                passing,
+                tags,
+                meta,
+            };
+            let detail = client.discover(&name, &filter).await?;
             out.either(&detail, || render_detail(&detail))?;
+        }
+        ServicesCommand::Maintenance {
+            name,
+            id,
+            state,
+            reason,
+        } => {
+            let reason = (state == "on").then_some(reason.as_str());
+            let r = client.maintenance(&name, &id, reason).await?;
+            out.either(&r, || {
+                format!(
+                    "OK revision={} status={}",
+                    r.revision,
+                    r.instance.status.as_str()
+                )
+            })?;
+        }
+        ServicesCommand::Check {
+            name,
+            id,
+            check,
+            verb,
+            output,
+        } => {
+            let status = match verb.as_str() {
+                "pass" => HealthStatus::Passing,
+                "warn" => HealthStatus::Warning,
+                _ => HealthStatus::Critical,
+            };
+            let r = client
+                .update_ttl_check(&name, &id, &check, status, output.as_deref())
+                .await?;
+            out.either(&r, || {
+                format!("OK revision={} status={}", r.revision, r.status.as_str())
+            })?;
         }
         ServicesCommand::Register {
             name,
@@ -31,7 +92,13 @@ pub async fn run(
             meta,
             weight,
             ttl,
+            checks,
         } => {
+            let checks = match checks {
+                Some(json) => serde_json::from_str(&json)
+                    .map_err(|e| anyhow::anyhow!("--checks is not a JSON array of checks: {e}"))?,
+                None => Vec::new(),
+            };
             let spec = InstanceSpec {
                 address,
                 port,
@@ -39,6 +106,8 @@ pub async fn run(
                 meta: meta.into_iter().collect(),
                 weight,
                 ttl_secs: ttl,
+                checks,
+                ..InstanceSpec::default()
             };
             let r = client.register(&name, &id, &spec).await?;
             out.either(&r, || format!("OK revision={}", r.revision))?;
@@ -59,18 +128,25 @@ pub async fn run(
 }
 
 fn render_list(list: &ServiceList) -> String {
-    let mut table = Table::new(&["NAME", "INSTANCES"]);
+    let mut table = Table::new(&["NAME", "PASSING", "INSTANCES"]);
     for s in &list.services {
-        table.row(vec![s.name.clone(), s.instances.to_string()]);
+        table.row(vec![
+            s.name.clone(),
+            s.passing.to_string(),
+            s.instances.to_string(),
+        ]);
     }
     table.render()
 }
 
 fn render_detail(detail: &ServiceDetail) -> String {
-    let mut table = Table::new(&["ID", "ADDRESS", "PORT", "WEIGHT", "TTL", "TAGS", "META"]);
+    let mut table = Table::new(&[
+        "ID", "STATUS", "ADDRESS", "PORT", "WEIGHT", "TTL", "TAGS", "META",
+    ]);
     for i in &detail.instances {
         table.row(vec![
             i.id.clone(),
+            i.status.as_str().to_owned(),
             i.address.clone(),
             i.port.to_string(),
             i.weight.to_string(),
@@ -147,6 +223,9 @@ mod tests {
             meta: BTreeMap::from([("zone".to_owned(), "a".to_owned())]),
             weight: 100,
             ttl_secs: Some(10),
+            status: HealthStatus::Passing,
+            checks: Vec::new(),
+            maintenance: None,
         }
     }
 
@@ -154,20 +233,26 @@ mod tests {
     fn tables() {
         let list = ServiceList {
             revision: 1,
+            namespace: "default".into(),
             services: vec![ServiceSummary {
                 name: "orders".into(),
                 instances: 2,
+                passing: 1,
             }],
         };
-        assert_eq!(render_list(&list), "NAME    INSTANCES\norders  2\n");
+        assert_eq!(
+            render_list(&list),
+            "NAME    PASSING  INSTANCES\norders  1        2\n"
+        );
         let detail = ServiceDetail {
             revision: 1,
+            namespace: "default".into(),
             name: "orders".into(),
             instances: vec![instance()],
         };
         assert_eq!(
             render_detail(&detail),
-            "ID  ADDRESS   PORT  WEIGHT  TTL  TAGS   META\no1  10.0.0.5  8080  100     10s  v2,eu  zone=a\n"
+            "ID  STATUS   ADDRESS   PORT  WEIGHT  TTL  TAGS   META\no1  passing  10.0.0.5  8080  100     10s  v2,eu  zone=a\n"
         );
     }
 
@@ -176,6 +261,7 @@ mod tests {
         let mut e = ServiceEvent {
             revision: 7,
             kind: ServiceEventKind::Expire,
+            namespace: "default".into(),
             service: "orders".into(),
             instance: instance(),
         };

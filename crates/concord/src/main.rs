@@ -59,7 +59,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => cmd_status::run(&connect(&args.client), &mut out).await,
         Command::Kv(args) => cmd_kv::run(&connect(&args.client), args.command, &mut out).await,
         Command::Services(args) => {
-            cmd_services::run(&connect(&args.client), args.command, &mut out).await
+            let client = connect(&args.client).with_namespace(args.namespace);
+            cmd_services::run(&client, args.command, &mut out).await
         }
         Command::Lease(args) => {
             cmd_lease::run(&connect(&args.client), args.command, &mut out).await

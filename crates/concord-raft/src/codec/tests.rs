@@ -10,9 +10,12 @@ use super::*;
 use crate::type_config::{Entry, LogCommand, NodeInfo, SnapshotMeta, StoredMembership, TypeConfig};
 
 fn register(ttl_secs: Option<u32>) -> Command {
+    let checks = serde_json::from_str(
+        r#"[{"id":"http","type":"http","url":"http://10.0.0.1:8080/health"},{"id":"ttl","type":"ttl","ttl_secs":5}]"#,
+    )
+    .expect("checks");
     Command::Register {
-        service: "web".to_string(),
-        id: "web-1".to_string(),
+        at: concord_state::InstanceRef::new("default", "web", "web-1"),
         spec: InstanceSpec {
             address: "10.0.0.1".to_string(),
             port: 8080,
@@ -20,6 +23,10 @@ fn register(ttl_secs: Option<u32>) -> Command {
             meta: BTreeMap::new(),
             weight: 100,
             ttl_secs,
+            checks,
+            healthy_threshold: Some(2),
+            unhealthy_threshold: None,
+            deregister_critical_after_secs: None,
         },
     }
 }

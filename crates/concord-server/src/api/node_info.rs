@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use concord_api::ErrorCode;
+use concord_api::registry::HealthStatus;
 use concord_api::status::{Member, Status};
 
 use crate::error::{ApiError, ApiResult};
@@ -76,7 +77,32 @@ fn refresh_gauges(node: &SharedNode) {
     let state = node.state();
     m.revision.set(state.revision() as i64);
     m.kv_keys.set(state.kv_len() as i64);
-    m.services.set(state.services().count() as i64);
+    m.services.set(state.service_count() as i64);
     m.instances.set(state.instance_count() as i64);
     m.leases.set(state.leases().count() as i64);
+    let mut by_status = [0i64; 3];
+    for (_, record) in state.all_instances() {
+        for check in &record.instance.checks {
+            let slot = match check.status {
+                HealthStatus::Passing => 0,
+                HealthStatus::Warning => 1,
+                _ => 2,
+            };
+            by_status[slot] += 1;
+        }
+    }
+    for (status, count) in [
+        HealthStatus::Passing,
+        HealthStatus::Warning,
+        HealthStatus::Critical,
+    ]
+    .into_iter()
+    .zip(by_status)
+    {
+        m.checks
+            .get_or_create(&crate::metrics::StatusLabels {
+                status: status.as_str().to_owned(),
+            })
+            .set(count);
+    }
 }

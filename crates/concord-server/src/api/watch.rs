@@ -32,20 +32,26 @@ const BATCH: usize = 1024;
 #[derive(Clone)]
 enum Filter {
     Prefix(String),
-    Service(String),
+    /// Namespace and service.
+    Service(String, String),
 }
 
 impl Filter {
     fn matches(&self, e: &Event) -> bool {
         match (self, &e.kind) {
             (Filter::Prefix(p), EventKind::Kv { key, .. }) => key.starts_with(p.as_str()),
-            (Filter::Service(s), EventKind::Service { service, .. }) => service == s,
+            (
+                Filter::Service(ns, s),
+                EventKind::Service {
+                    namespace, service, ..
+                },
+            ) => service == s && namespace == ns,
             _ => false,
         }
     }
 }
 
-/// `GET /v1/watch?prefix=P&from_revision=R` or `?service=S&from_revision=R`
+/// `GET /v1/watch?prefix=P&from_revision=R` or `?service=S&namespace=NS&from_revision=R`
 pub async fn watch(
     State(node): State<SharedNode>,
     params: Params,
@@ -60,7 +66,7 @@ pub async fn watch(
         }
         (None, Some(s)) => {
             validate::service_name(s)?;
-            Filter::Service(s.to_owned())
+            Filter::Service(params.namespace()?, s.to_owned())
         }
         _ => {
             return Err(ApiError::invalid(
@@ -215,12 +221,14 @@ fn to_sse(e: &Event) -> SseEvent {
         }
         EventKind::Service {
             kind,
+            namespace,
             service,
             instance,
         } => {
             let ev = ServiceEvent {
                 revision: e.revision,
                 kind: *kind,
+                namespace: namespace.clone(),
                 service: service.clone(),
                 instance: instance.clone(),
             };

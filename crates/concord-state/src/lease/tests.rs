@@ -19,6 +19,7 @@ fn event_summary(sm: &StateMachine, after: u64) -> Vec<(u64, String)> {
                     kind,
                     service,
                     instance,
+                    ..
                 } => format!("svc {kind:?} {service}/{}", instance.id),
             };
             (e.revision, what)
@@ -91,9 +92,9 @@ fn revoke_deregisters_bound_instances() {
     let (mut sm, _, private) = populated();
     let before = sm.revision();
     apply_ok(&mut sm, Command::LeaseRevoke { id: private });
-    assert!(sm.instance("web", "1").is_none());
-    assert!(sm.instance("web", "2").is_some());
-    assert_eq!(sm.service_mod_revision("web"), before + 1);
+    assert!(sm.instance("default", "web", "1").is_none());
+    assert!(sm.instance("default", "web", "2").is_some());
+    assert_eq!(sm.service_mod_revision("default", "web"), before + 1);
     assert_eq!(
         event_summary(&sm, before),
         [(before + 1, "svc Deregister web/1".to_owned())]

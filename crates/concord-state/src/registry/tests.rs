@@ -1,5 +1,6 @@
 use concord_api::watch::ServiceEventKind;
 
+use crate::InstanceRef;
 use crate::testutil::{
     apply_ok, apply_refused, deregister, events_since, machine, put, put_with, register,
 };
@@ -42,9 +43,9 @@ fn register_builds_the_instance_from_the_spec() {
     assert_eq!(instance.tags, ["t"]);
     assert_eq!(instance.meta.get("k").map(String::as_str), Some("v"));
     assert_eq!(instance.ttl_secs, None);
-    let record = sm.instance("web", "1").expect("record");
+    let record = sm.instance("default", "web", "1").expect("record");
     assert_eq!((&record.instance, record.lease), (&instance, None));
-    assert_eq!(sm.service_mod_revision("web"), 1);
+    assert_eq!(sm.service_mod_revision("default", "web"), 1);
     assert_eq!(
         service_events(&sm, 0),
         [(1, ServiceEventKind::Register, "10.0.0.1".to_owned())]
@@ -59,10 +60,13 @@ fn reregistering_replaces_and_emits_update() {
     apply_ok(&mut sm, register("web", "1", "10.0.0.9", None));
     assert_eq!(sm.instance_count(), 1);
     assert_eq!(
-        sm.instance("web", "1").expect("record").instance.address,
+        sm.instance("default", "web", "1")
+            .expect("record")
+            .instance
+            .address,
         "10.0.0.9"
     );
-    assert_eq!(sm.service_mod_revision("web"), 3);
+    assert_eq!(sm.service_mod_revision("default", "web"), 3);
     assert_eq!(
         service_events(&sm, 1),
         [(3, ServiceEventKind::Update, "10.0.0.9".to_owned())]
@@ -79,11 +83,17 @@ fn ttl_registration_gets_a_private_lease() {
     assert!(l.keys.is_empty());
     assert_eq!(
         l.instances.iter().cloned().collect::<Vec<_>>(),
-        [("web".to_owned(), "1".to_owned())]
+        [InstanceRef::new("default", "web", "1")]
     );
-    assert_eq!(sm.instance("web", "1").expect("record").lease, Some(1));
     assert_eq!(
-        sm.instance("web", "1").expect("record").instance.ttl_secs,
+        sm.instance("default", "web", "1").expect("record").lease,
+        Some(1)
+    );
+    assert_eq!(
+        sm.instance("default", "web", "1")
+            .expect("record")
+            .instance
+            .ttl_secs,
         Some(9)
     );
     // One command, one revision, even though it also granted a lease.
@@ -112,7 +122,10 @@ fn reregistering_without_ttl_drops_the_old_lease() {
     let lease = registered_lease(apply_ok(&mut sm, register("web", "1", "h", None)));
     assert_eq!(lease, None);
     assert_eq!(sm.leases().count(), 0);
-    assert_eq!(sm.instance("web", "1").expect("record").lease, None);
+    assert_eq!(
+        sm.instance("default", "web", "1").expect("record").lease,
+        None
+    );
 }
 
 #[test]
@@ -123,6 +136,7 @@ fn deregistering_a_missing_instance_is_refused() {
         assert_eq!(
             apply_refused(&mut sm, deregister(service, id)),
             StateError::InstanceNotFound {
+                namespace: "default".to_owned(),
                 service: service.to_owned(),
                 id: id.to_owned()
             }
@@ -139,9 +153,9 @@ fn deregister_removes_the_instance_and_its_private_lease() {
         apply_ok(&mut sm, deregister("web", "1")),
         Outcome::Deregistered { revision: 3 }
     );
-    assert!(sm.instance("web", "1").is_none());
+    assert!(sm.instance("default", "web", "1").is_none());
     assert!(sm.lease(1).is_none());
-    assert_eq!(sm.service_mod_revision("web"), 3);
+    assert_eq!(sm.service_mod_revision("default", "web"), 3);
     assert_eq!(
         service_events(&sm, 2),
         [(3, ServiceEventKind::Deregister, "10.0.0.1".to_owned())]
@@ -173,19 +187,22 @@ fn emptied_service_is_hidden_but_keeps_its_mod_revision() {
     apply_ok(&mut sm, register("db", "2", "h", None));
     assert_eq!(sm.instance_count(), 3);
     assert_eq!(
-        sm.services()
+        sm.services("default")
             .map(|(n, s)| (n, s.instances.len()))
             .collect::<Vec<_>>(),
         [("db", 2), ("web", 1)]
     );
     apply_ok(&mut sm, deregister("web", "1"));
-    assert!(sm.service("web").is_none());
-    assert_eq!(sm.service_mod_revision("web"), 4);
-    assert_eq!(sm.services().map(|(n, _)| n).collect::<Vec<_>>(), ["db"]);
-    assert_eq!(sm.service("db").expect("db").mod_revision, 3);
-    assert_eq!(sm.service_mod_revision("never"), 0);
+    assert!(sm.service("default", "web").is_none());
+    assert_eq!(sm.service_mod_revision("default", "web"), 4);
+    assert_eq!(
+        sm.services("default").map(|(n, _)| n).collect::<Vec<_>>(),
+        ["db"]
+    );
+    assert_eq!(sm.service("default", "db").expect("db").mod_revision, 3);
+    assert_eq!(sm.service_mod_revision("default", "never"), 0);
     assert_eq!(sm.instance_count(), 2);
     // Coming back continues from the kept entry.
     apply_ok(&mut sm, register("web", "1", "h", None));
-    assert_eq!(sm.service("web").expect("web").mod_revision, 5);
+    assert_eq!(sm.service("default", "web").expect("web").mod_revision, 5);
 }

@@ -32,7 +32,7 @@ fn round_trip_restores_equal_state_with_empty_compacted_history() {
     assert_eq!(back.compacted_revision(), sm.revision());
     assert_eq!(back.events_after(0).err(), Some(sm.revision()));
     assert!(events_since(&back, sm.revision()).is_empty());
-    assert_eq!(back.service_mod_revision("gone"), 8);
+    assert_eq!(back.service_mod_revision("default", "gone"), 8);
     assert_eq!(back.snapshot(), bytes);
 }
 
@@ -68,10 +68,10 @@ fn empty_input_is_truncated() {
 #[test]
 fn unknown_version_is_refused() {
     let mut bytes = populated().snapshot();
-    bytes[0] = 2;
+    bytes[0] = 1;
     assert!(matches!(
         restore(&bytes),
-        Err(SnapshotError::UnsupportedVersion(2))
+        Err(SnapshotError::UnsupportedVersion(1))
     ));
     assert!(matches!(
         restore(&[0]),

@@ -39,7 +39,10 @@ async fn register_discover_deregister() {
 
     let (st, _, b) = get(&s.url("/v1/services")).await;
     assert_eq!(st, 200);
-    assert_eq!(b["services"], json!([{"name":"orders","instances":2}]));
+    assert_eq!(
+        b["services"],
+        json!([{"name":"orders","instances":2,"passing":2}])
+    );
 
     let (_, _, b) = get(&s.url("/v1/services/orders")).await;
     assert_eq!(b["name"], "orders");

@@ -1,6 +1,7 @@
 //! Starting and stopping real `concord` processes, and small HTTP helpers.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -19,6 +20,8 @@ pub const START_DEADLINE: Duration = Duration::from_secs(60);
 pub struct Server {
     child: Option<Child>,
     pub base: String,
+    /// The DNS address, when started with `--dns-addr`.
+    pub dns: Option<SocketAddr>,
     pub data_dir: PathBuf,
     extra: Vec<String>,
     _tmp: Option<tempfile::TempDir>,
@@ -32,10 +35,11 @@ impl Server {
 
     /// `concord dev` on a data dir the caller owns (for restores).
     pub async fn dev_on(data_dir: &Path) -> Server {
-        let (child, base) = spawn(data_dir, &[]);
+        let (child, base, dns) = spawn(data_dir, &[]);
         let s = Server {
             child: Some(child),
             base,
+            dns,
             data_dir: data_dir.to_owned(),
             extra: Vec::new(),
             _tmp: None,
@@ -49,10 +53,11 @@ impl Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, base) = spawn(&data_dir, &extra);
+        let (child, base, dns) = spawn(&data_dir, &extra);
         let s = Server {
             child: Some(child),
             base,
+            dns,
             data_dir,
             extra,
             _tmp: Some(tmp),
@@ -69,9 +74,10 @@ impl Server {
     /// `kill -9`, then start again on the same data dir (new ports).
     pub async fn crash_and_restart(&mut self) {
         self.kill9();
-        let (child, base) = spawn(&self.data_dir, &self.extra);
+        let (child, base, dns) = spawn(&self.data_dir, &self.extra);
         self.child = Some(child);
         self.base = base;
+        self.dns = dns;
         self.wait_ready().await;
     }
 
@@ -128,7 +134,7 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_concord")
 }
 
-fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String) {
+fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String, Option<SocketAddr>) {
     let mut cmd = Command::new(bin());
     if extra.is_empty() {
         cmd.args([
@@ -168,14 +174,18 @@ fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String) {
             let Ok(line) = line else { return };
             if let Some(rest) = line.strip_prefix("concord listening: client=") {
                 let client = rest.split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(client);
+                let dns = rest
+                    .split_whitespace()
+                    .find_map(|f| f.strip_prefix("dns="))
+                    .and_then(|d| d.parse().ok());
+                let _ = tx.send((client, dns));
             }
         }
     });
-    let base = rx
+    let (base, dns) = rx
         .recv_timeout(START_DEADLINE)
         .expect("concord printed its listening line");
-    (child, base)
+    (child, base, dns)
 }
 
 /// A JSON request; returns the status, the X-Concord-Index header and the JSON body.

@@ -70,7 +70,10 @@ async fn registry_input_is_validated() {
     assert_eq!(st, 200, "{b}");
     // Nothing invalid was stored.
     let (_, _, b) = get(&s.url("/v1/services")).await;
-    assert_eq!(b["services"], json!([{"name":"a","instances":1}]));
+    assert_eq!(
+        b["services"],
+        json!([{"name":"a","instances":1,"passing":1}])
+    );
 }
 
 #[tokio::test]
