@@ -400,3 +400,97 @@ async fn bad_checks_are_refused_with_the_field_named() {
     let (_, _, b) = get(&s.url("/v1/services")).await;
     assert_eq!(b["services"], json!([]), "nothing stored");
 }
+
+/// Probe counts of one node, from its metrics; `None` if it does not answer.
+async fn probes_run(base: &str) -> Option<u64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    Some(
+        text.lines()
+            .find(|l| {
+                l.starts_with("concord_health_probe_duration_seconds_count{check_type=\"http\"}")
+            })
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
+#[tokio::test]
+async fn checks_move_to_survivors_when_their_owner_dies() {
+    use crate::support::cluster::{Cluster, request};
+
+    let mut c = Cluster::start(3).await;
+    let ep = HttpEndpoint::start(200).await;
+    let ids: Vec<String> = (0..12).map(|i| format!("w{i}")).collect();
+    let entry = c.node(1).base();
+    for id in &ids {
+        let (st, b) = request(
+            Method::PUT,
+            &format!("{entry}/v1/services/web/instances/{id}"),
+            Some(json!({"address":"127.0.0.1","port":ep.addr.port(),
+                "checks":[{"id":"http","type":"http","url":ep.url(),"interval_secs":1,"timeout_ms":500}],
+                "healthy_threshold":1,"unhealthy_threshold":2})),
+        )
+        .await
+        .expect("register");
+        assert_eq!(st, 200, "{b}");
+    }
+    let statuses = |base: String| async move {
+        let (st, b) = request(
+            Method::GET,
+            &format!("{base}/v1/services/web?consistency=stale"),
+            None,
+        )
+        .await?;
+        (st == 200).then(|| {
+            b["instances"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|i| i["status"].as_str().unwrap_or("").to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let all_are = |want: &'static str, base: String| {
+        let statuses = statuses.clone();
+        async move {
+            let s = statuses(base).await?;
+            (s.len() == 12 && s.iter().all(|x| x == want)).then_some(())
+        }
+    };
+    eventually(WAIT, "all 12 passing", || all_are("passing", entry.clone())).await;
+    // The checks are spread: every node probes some, and together they probe all.
+    let mut counts = Vec::new();
+    for id in [1, 2, 3] {
+        let base = c.node(id).base();
+        let n = eventually(WAIT, &format!("node {id} probing"), || {
+            let base = base.clone();
+            async move { probes_run(&base).await.filter(|n| *n > 0) }
+        })
+        .await;
+        counts.push((n, id));
+    }
+    // Kill the busiest prober (it may be the leader: then a failover happens too).
+    let (_, victim) = *counts.iter().max().expect("three nodes");
+    c.kill9(victim);
+    let survivor = c.nodes.keys().copied().find(|id| *id != victim).unwrap();
+    let survivor = c.node(survivor).base();
+    // Every check, including the dead node's, still tracks the endpoint.
+    ep.set_status(500);
+    eventually(WAIT, "all 12 critical after the owner died", || {
+        all_are("critical", survivor.clone())
+    })
+    .await;
+    ep.set_status(200);
+    eventually(WAIT, "all 12 passing again", || {
+        all_are("passing", survivor.clone())
+    })
+    .await;
+}

@@ -7,6 +7,7 @@ mod backup;
 mod cli;
 mod cluster;
 mod crash;
+mod dns;
 mod endpoints;
 mod forwarding;
 mod health;
