@@ -459,7 +459,6 @@ async fn checks_move_to_survivors_when_their_owner_dies() {
         })
     };
     let all_are = |want: &'static str, base: String| {
-        let statuses = statuses.clone();
         async move {
             let s = statuses(base).await?;
             (s.len() == 12 && s.iter().all(|x| x == want)).then_some(())
