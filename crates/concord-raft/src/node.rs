@@ -338,9 +338,12 @@ impl RaftNode {
         }
     }
 
-    /// Appends `cmd` to the log and waits until it is committed and applied here;
+    /// Appends `cmd` to the log and waits until it is committed and applied;
     /// returns what the state machine answered. Concurrent proposals are grouped
-    /// into shared log entries (one fsync per group), in arrival order.
+    /// into shared log entries (one fsync per group), in arrival order. On a
+    /// follower the command is relayed to the leader (batched with others) and the
+    /// answer is the leader's, once applied there; this node applies it a moment
+    /// later. `NotLeader` only when no leader is known.
     ///
     /// There is no deadline inside: a leader cut off from its quorum waits until it
     /// steps down, so callers wrap this in their own timeout.
