@@ -19,6 +19,12 @@ pub struct ErrorDetail {
     /// The field a validation error is about, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// 1-based line of a content parse error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// 1-based column of a content parse error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
 }
 
 /// Stable error codes and the HTTP status each maps to.
@@ -77,6 +83,8 @@ impl ErrorBody {
                 message: message.into(),
                 oldest_revision: None,
                 field: None,
+                line: None,
+                column: None,
             },
         }
     }

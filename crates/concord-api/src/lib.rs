@@ -6,6 +6,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod cluster;
+pub mod config;
 pub mod error;
 pub mod expect_status;
 pub mod kv;

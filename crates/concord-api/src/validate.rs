@@ -76,6 +76,24 @@ pub fn namespace(name: &str) -> Result<(), Invalid> {
     })
 }
 
+/// A config item's address: namespace as for the registry; group and id 1-128
+/// characters of `A-Z a-z 0-9 . _ : -`.
+pub fn config_key(namespace: &str, group: &str, id: &str) -> Result<(), Invalid> {
+    self::namespace(namespace)?;
+    for (field, v) in [("group", group), ("id", id)] {
+        let ok = (1..=128).contains(&v.len())
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
+        if !ok {
+            return Err(Invalid::new(
+                field,
+                format!("config {field} {v:?} must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// 1-128 characters of `A-Z a-z 0-9 . _ : -`.
 pub fn instance_id(id: &str) -> Result<(), Invalid> {
     let ok_len = (1..=128).contains(&id.len());

@@ -3,6 +3,7 @@
 //! Handlers are thin: they parse and validate, then call `Node::write` or read state.
 
 mod cluster;
+mod config;
 mod health;
 mod kv;
 mod leases;
@@ -48,6 +49,27 @@ pub fn router(node: SharedNode) -> Router {
             put(health::ttl_update),
         )
         .route("/v1/namespaces", get(registry::namespaces))
+        .route("/v1/config/{ns}", get(config::list))
+        .route(
+            "/v1/config/{ns}/{group}/{id}",
+            get(config::get).put(config::put).delete(config::delete),
+        )
+        .route("/v1/config/{ns}/{group}/{id}/history", get(config::history))
+        .route(
+            "/v1/config/{ns}/{group}/{id}/history/{version}",
+            get(config::history_version),
+        )
+        .route("/v1/config/{ns}/{group}/{id}/rollback", post(config::rollback))
+        .route(
+            "/v1/config/{ns}/{group}/{id}/gray",
+            get(config::gray_get)
+                .put(config::gray_put)
+                .delete(config::gray_cancel),
+        )
+        .route(
+            "/v1/config/{ns}/{group}/{id}/gray/promote",
+            post(config::gray_promote),
+        )
         .route("/v1/kv", get(kv::get_root).delete(kv::delete_root))
         .route("/v1/kv/", get(kv::get_root).delete(kv::delete_root))
         .route(

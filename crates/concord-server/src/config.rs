@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub dns_addr: Option<SocketAddr>,
     /// TTL of every DNS record served.
     pub dns_ttl_secs: u32,
+    /// Versions of each config item kept in its history (at least 1).
+    pub config_history: usize,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +83,7 @@ impl Default for ServerConfig {
             election_timeout: (Duration::from_millis(200), Duration::from_millis(400)),
             dns_addr: None,
             dns_ttl_secs: 5,
+            config_history: concord_api::config::DEFAULT_HISTORY,
         }
     }
 }

@@ -14,6 +14,8 @@ pub struct ApiError {
     pub message: String,
     pub field: Option<String>,
     pub oldest_revision: Option<u64>,
+    /// 1-based (line, column) of a content parse error.
+    pub position: Option<(u32, u32)>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             oldest_revision: None,
+            position: None,
         }
     }
 
@@ -71,7 +74,10 @@ impl From<StateError> for ApiError {
             StateError::CasFailed { .. } => ErrorCode::CasFailed,
             StateError::LeaseNotFound(_)
             | StateError::InstanceNotFound { .. }
-            | StateError::CheckNotFound { .. } => ErrorCode::NotFound,
+            | StateError::CheckNotFound { .. }
+            | StateError::ConfigNotFound(_)
+            | StateError::ConfigVersionNotFound { .. }
+            | StateError::NoGray(_) => ErrorCode::NotFound,
             StateError::InvalidSnapshot(_) | StateError::Invalid(_) => ErrorCode::InvalidArgument,
         };
         ApiError::new(code, e.to_string())
@@ -106,6 +112,10 @@ impl IntoResponse for ApiError {
         let mut body = ErrorBody::new(self.code, self.message);
         body.error.field = self.field;
         body.error.oldest_revision = self.oldest_revision;
+        if let Some((line, column)) = self.position {
+            body.error.line = Some(line);
+            body.error.column = Some(column);
+        }
         let mut resp = (status, axum::Json(body)).into_response();
         if self.code == ErrorCode::NoLeader || self.code == ErrorCode::Unavailable {
             resp.headers_mut()

@@ -9,6 +9,7 @@ pub mod config;
 pub mod dns;
 mod dns_source;
 mod error;
+mod configs;
 mod forward;
 mod health;
 mod join;

@@ -67,6 +67,12 @@ pub struct Metrics {
     pub check_transitions: Family<StatusLabels, Counter>,
     /// Probe latency by check type.
     pub probe_latency: Family<ProbeLabels, Histogram, fn() -> Histogram>,
+    /// Config items (set at scrape time).
+    pub config_items: Gauge,
+    /// Config versions published through this node.
+    pub config_publishes: Counter,
+    /// Time from a config change being proposed to a watch stream sending it.
+    pub config_push: Histogram,
     /// DNS queries by type and answer code.
     pub dns: std::sync::Arc<crate::dns::DnsMetrics>,
 }
@@ -124,6 +130,9 @@ impl Metrics {
                 Family::<ProbeLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                     latency_histogram,
                 ),
+            config_items: Gauge::default(),
+            config_publishes: Counter::default(),
+            config_push: latency_histogram(),
             dns: std::sync::Arc::new(crate::dns::DnsMetrics::new(&mut registry)),
             registry,
         };
@@ -180,7 +189,26 @@ impl Metrics {
             "Health probe latency by check type",
             m.probe_latency.clone(),
         );
+        m.registry
+            .register("config_items", "Config items", m.config_items.clone());
+        m.registry.register(
+            "config_publishes",
+            "Config versions published through this node",
+            m.config_publishes.clone(),
+        );
+        m.registry.register(
+            "config_push_duration_seconds",
+            "Time from a config change being proposed to a watch stream sending it",
+            m.config_push.clone(),
+        );
         m
+    }
+
+    /// Records a config event leaving for a watcher; `at_ms` is when it was proposed.
+    pub fn observe_config_push(&self, at_ms: u64) {
+        let now = crate::configs::now_ms();
+        self.config_push
+            .observe(now.saturating_sub(at_ms) as f64 / 1000.0);
     }
 
     /// Counts one check status change this node proposed.

@@ -1,9 +1,11 @@
 //! What can be proposed to the log, and what applying it answers.
 
+use concord_api::config::{ConfigFormat, GraySelector};
 use concord_api::registry::{HealthStatus, Instance, InstanceSpec};
 use concord_api::txn::{CompareOp, CompareTarget};
 use serde::{Deserialize, Serialize};
 
+use crate::config::{ConfigKey, PublishMeta};
 use crate::kv::KvEntry;
 use crate::registry::InstanceRef;
 
@@ -99,6 +101,64 @@ pub enum Command {
     LeaseExpire {
         /// The lease.
         id: u64,
+    },
+    /// Publish a new version of a config item (content validated and hashed by the server).
+    ConfigPublish {
+        /// The item.
+        key: ConfigKey,
+        /// How the content parses.
+        format: ConfigFormat,
+        /// The content.
+        content: String,
+        /// Its hex SHA-256.
+        sha256: String,
+        /// Publish only over this version (0: only if absent).
+        cas: Option<u64>,
+        /// Comment, time and history depth.
+        meta: PublishMeta,
+    },
+    /// Delete a config item.
+    ConfigDelete {
+        /// The item.
+        key: ConfigKey,
+        /// When it was proposed (for the watch event).
+        at_ms: u64,
+    },
+    /// Publish a kept version's content as a new version.
+    ConfigRollback {
+        /// The item.
+        key: ConfigKey,
+        /// The version to restore.
+        version: u64,
+        /// Comment, time and history depth.
+        meta: PublishMeta,
+    },
+    /// Stage a gray candidate for selected instances.
+    ConfigGray {
+        /// The item.
+        key: ConfigKey,
+        /// The candidate content (validated in the item's format).
+        content: String,
+        /// Its hex SHA-256.
+        sha256: String,
+        /// Who gets it.
+        selector: GraySelector,
+        /// When it was proposed.
+        at_ms: u64,
+    },
+    /// Publish the gray candidate as the next version.
+    ConfigGrayPromote {
+        /// The item.
+        key: ConfigKey,
+        /// Comment, time and history depth.
+        meta: PublishMeta,
+    },
+    /// Withdraw the gray candidate.
+    ConfigGrayCancel {
+        /// The item.
+        key: ConfigKey,
+        /// When it was proposed.
+        at_ms: u64,
     },
     /// Replace the whole replicated state with a snapshot (`StateMachine::snapshot`
     /// bytes), to seed a cluster from a backup. Goes through the log like any change so
@@ -260,6 +320,25 @@ pub enum Outcome {
         /// Whether the instance went (false: it recovered or was already gone).
         removed: bool,
     },
+    /// Answer to `ConfigPublish`, `ConfigRollback` and `ConfigGrayPromote`.
+    ConfigPublished {
+        /// Store revision after the command.
+        revision: u64,
+        /// The item's current version.
+        version: u64,
+        /// Its content's hex SHA-256.
+        sha256: String,
+    },
+    /// Answer to `ConfigDelete`.
+    ConfigDeleted {
+        /// Store revision after the command.
+        revision: u64,
+    },
+    /// Answer to `ConfigGray` and `ConfigGrayCancel`.
+    ConfigGray {
+        /// Store revision after the command.
+        revision: u64,
+    },
     /// Answer to `Restore`.
     Restored {
         /// Store revision after the command.
@@ -295,6 +374,20 @@ pub enum StateError {
         /// The check id.
         check: String,
     },
+    /// A config command named an item that does not exist.
+    #[error("config {0} not found")]
+    ConfigNotFound(String),
+    /// A rollback named a version that is not (or no longer) kept.
+    #[error("config {key} has no version {version} in its history")]
+    ConfigVersionNotFound {
+        /// `namespace/group/id`.
+        key: String,
+        /// The version asked for.
+        version: u64,
+    },
+    /// A gray promote or cancel with no gray release staged.
+    #[error("config {0} has no gray release staged")]
+    NoGray(String),
     /// A deregister named an instance that does not exist.
     #[error("instance {service}/{id} not found in namespace {namespace}")]
     InstanceNotFound {

@@ -1,9 +1,11 @@
 //! The bounded event history that watches and blocking queries read.
 
+use concord_api::config::{ConfigEventKind, ConfigFormat, GraySelector};
 use concord_api::registry::Instance;
 use concord_api::watch::{KvEventKind, ServiceEventKind};
 use serde::{Deserialize, Serialize};
 
+use crate::config::ConfigKey;
 use crate::machine::StateMachine;
 
 /// How much history a node keeps; older revisions answer `compacted`.
@@ -59,6 +61,25 @@ pub enum EventKind {
         /// The new instance, or the removed one for removals.
         instance: Instance,
     },
+    /// A config item was published, deleted, or its gray release changed.
+    Config {
+        /// What happened.
+        kind: ConfigEventKind,
+        /// The item.
+        key: ConfigKey,
+        /// Its published version (after a publish: the new one).
+        version: u64,
+        /// Its format.
+        format: ConfigFormat,
+        /// The content watchers should use (the candidate for `gray`).
+        content: String,
+        /// Its hex SHA-256.
+        sha256: String,
+        /// When the change was proposed (ms since the Unix epoch).
+        at_ms: u64,
+        /// For gray events: which instances they concern.
+        selector: Option<GraySelector>,
+    },
 }
 
 /// Fixed per-event overhead in the byte estimate (revision, tags, allocation).
@@ -87,6 +108,12 @@ impl Event {
                         .map(|c| c.id.len().saturating_add(c.output.len()))
                         .sum(),
                 ),
+            EventKind::Config { key, content, .. } => key
+                .namespace
+                .len()
+                .saturating_add(key.group.len())
+                .saturating_add(key.id.len())
+                .saturating_add(content.len()),
         };
         variable.saturating_add(EVENT_OVERHEAD)
     }

@@ -67,7 +67,37 @@ impl StateMachine {
                 return Err(format!("lease {id} claims instance {at} not bound to it"));
             }
         }
+        self.check_configs()?;
         self.check_history()
+    }
+
+    /// Config items: a live item has a current version, versions count down from
+    /// below the next one, nothing is stamped in the future, gray needs a live item.
+    fn check_configs(&self) -> Result<(), String> {
+        for (key, e) in &self.configs {
+            if e.live && e.history.is_empty() {
+                return Err(format!("config {key} is live without a version"));
+            }
+            if !e.live && (!e.history.is_empty() || e.gray.is_some()) {
+                return Err(format!("deleted config {key} keeps versions or gray"));
+            }
+            let mut above = e.next_version;
+            for v in &e.history {
+                if v.version == 0 || v.version >= above || v.revision > self.revision {
+                    return Err(format!(
+                        "config {key} version {} is out of order",
+                        v.version
+                    ));
+                }
+                above = v.version;
+            }
+            if e.mod_revision > self.revision
+                || e.gray.as_ref().is_some_and(|g| g.revision > self.revision)
+            {
+                return Err(format!("config {key} changed in the future"));
+            }
+        }
+        Ok(())
     }
 
     /// An instance's checks match its declaration and its status adds them up.

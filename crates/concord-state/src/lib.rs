@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod command;
+mod config;
 mod history;
 mod invariants;
 mod kv;
@@ -26,6 +27,7 @@ mod testutil;
 mod txn;
 
 pub use command::{Command, Compare, CompareValue, Outcome, StateError, TxnOp, TxnOpOutcome};
+pub use config::{ConfigEntry, ConfigKey, ConfigVersion, GrayEntry, PublishMeta};
 pub use history::{Event, EventKind, HistoryLimits};
 pub use kv::KvEntry;
 pub use lease::Lease;

@@ -19,6 +19,8 @@ pub struct StateMachine {
     /// Services by (namespace, name).
     pub(crate) services: BTreeMap<(String, String), Service>,
     pub(crate) leases: BTreeMap<u64, Lease>,
+    /// Config items by key.
+    pub(crate) configs: crate::config::Configs,
     pub(crate) next_lease_id: u64,
     pub(crate) history: VecDeque<Event>,
     pub(crate) history_bytes: usize,
@@ -61,6 +63,7 @@ impl StateMachine {
             kv: BTreeMap::new(),
             services: BTreeMap::new(),
             leases: BTreeMap::new(),
+            configs: BTreeMap::new(),
             next_lease_id: 1,
             history: VecDeque::new(),
             history_bytes: 0,
@@ -106,6 +109,27 @@ impl StateMachine {
             Command::LeaseExpire { id } => {
                 self.lease_revoke(id, concord_api::watch::ServiceEventKind::Expire)
             }
+            Command::ConfigPublish {
+                key,
+                format,
+                content,
+                sha256,
+                cas,
+                meta,
+            } => self.config_publish(key, format, content, sha256, cas, meta),
+            Command::ConfigDelete { key, at_ms } => self.config_delete(key, at_ms),
+            Command::ConfigRollback { key, version, meta } => {
+                self.config_rollback(key, version, meta)
+            }
+            Command::ConfigGray {
+                key,
+                content,
+                sha256,
+                selector,
+                at_ms,
+            } => self.config_gray(key, content, sha256, selector, at_ms),
+            Command::ConfigGrayPromote { key, meta } => self.config_gray_promote(key, meta),
+            Command::ConfigGrayCancel { key, at_ms } => self.config_gray_cancel(key, at_ms),
             Command::Restore { snapshot } => self.restore_from(&snapshot),
         }
     }
@@ -281,6 +305,7 @@ impl PartialEq for StateMachine {
             && self.kv == other.kv
             && self.services == other.services
             && self.leases == other.leases
+            && self.configs == other.configs
             && self.next_lease_id == other.next_lease_id
     }
 }

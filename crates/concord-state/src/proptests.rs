@@ -1,15 +1,16 @@
 //! Property tests over random command sequences from a small alphabet, so keys,
 //! instances and leases collide often.
 
+use concord_api::config::{ConfigFormat, GraySelector};
 use concord_api::registry::HealthStatus;
 use concord_api::txn::{CompareOp, CompareTarget};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::InstanceRef;
 use crate::testutil::{outcome_revision, spec};
 use crate::{Command, Compare, CompareValue, Event, HistoryLimits, Outcome, StateMachine, TxnOp};
+use crate::{ConfigKey, InstanceRef, PublishMeta};
 
 const KEYS: &[&str] = &["a", "a/x", "a/y", "b"];
 const PREFIXES: &[&str] = &["", "a", "a/", "c"];
@@ -72,6 +73,10 @@ fn txn_op() -> impl Strategy<Value = TxnOp> {
     ]
 }
 
+fn config_key() -> impl Strategy<Value = ConfigKey> {
+    (select(NAMESPACES), select(&["g1", "g2"][..])).prop_map(|(ns, g)| ConfigKey::new(ns, g, "c"))
+}
+
 fn instance_ref() -> impl Strategy<Value = InstanceRef> {
     (select(NAMESPACES), select(SERVICES), select(IDS))
         .prop_map(|(ns, s, i)| InstanceRef::new(ns, s, i))
@@ -130,6 +135,33 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (instance_ref(), proptest::option::of(select(&["x", "y"][..])))
             .prop_map(|(at, reason)| Command::Maintenance { at, reason: reason.map(str::to_owned) }),
         1 => (instance_ref(), 0u64..30).prop_map(|(at, since)| Command::ReapCritical { at, since }),
+        2 => (config_key(), select(&["a", "b"][..]), proptest::option::of(0u64..4), 1u32..4)
+            .prop_map(|(key, content, cas, keep)| Command::ConfigPublish {
+                key,
+                format: ConfigFormat::Text,
+                content: content.to_owned(),
+                sha256: format!("sha-{content}"),
+                cas,
+                meta: PublishMeta { comment: String::new(), at_ms: 1, keep },
+            }),
+        1 => config_key().prop_map(|key| Command::ConfigDelete { key, at_ms: 1 }),
+        1 => (config_key(), 0u64..5, 1u32..4).prop_map(|(key, version, keep)| Command::ConfigRollback {
+            key,
+            version,
+            meta: PublishMeta { comment: String::new(), at_ms: 1, keep },
+        }),
+        1 => config_key().prop_map(|key| Command::ConfigGray {
+            key,
+            content: "g".to_owned(),
+            sha256: "sha-g".to_owned(),
+            selector: GraySelector { tags: vec!["t".to_owned()], ..GraySelector::default() },
+            at_ms: 1,
+        }),
+        1 => (config_key(), 1u32..4).prop_map(|(key, keep)| Command::ConfigGrayPromote {
+            key,
+            meta: PublishMeta { comment: String::new(), at_ms: 1, keep },
+        }),
+        1 => config_key().prop_map(|key| Command::ConfigGrayCancel { key, at_ms: 1 }),
         4 => (key(), value(), lease(), cas())
             .prop_map(|(key, value, lease, cas)| Command::Put { key, value, lease, cas }),
         2 => (delete_target(), cas())

@@ -23,6 +23,10 @@ impl StateMachine {
             service.mod_revision = revision;
         }
         self.leases = snap.leases;
+        self.configs = snap.configs;
+        for entry in self.configs.values_mut() {
+            entry.mod_revision = revision;
+        }
         self.next_lease_id = self.next_lease_id.max(snap.next_lease_id);
         self.revision = revision;
         self.history.clear();

@@ -12,7 +12,7 @@ use crate::machine::StateMachine;
 use crate::registry::Service;
 
 /// The first byte of every snapshot; bump it when `SnapshotBody`'s layout changes
-/// (2: namespaces and health checks in the registry).
+/// (2: namespaces and health checks in the registry, config items).
 const FORMAT_VERSION: u8 = 2;
 
 /// Why a snapshot could not be read.
@@ -37,6 +37,7 @@ struct SnapshotBody<'a> {
     kv: Cow<'a, BTreeMap<String, KvEntry>>,
     services: Cow<'a, BTreeMap<(String, String), Service>>,
     leases: Cow<'a, BTreeMap<u64, Lease>>,
+    configs: Cow<'a, crate::config::Configs>,
     next_lease_id: u64,
 }
 
@@ -49,6 +50,7 @@ impl StateMachine {
             kv: Cow::Borrowed(&self.kv),
             services: Cow::Borrowed(&self.services),
             leases: Cow::Borrowed(&self.leases),
+            configs: Cow::Borrowed(&self.configs),
             next_lease_id: self.next_lease_id,
         };
         // Postcard into a Vec fails only for sequences of unknown length or a full
@@ -84,6 +86,7 @@ impl StateMachine {
             kv: snap.kv.into_owned(),
             services: snap.services.into_owned(),
             leases: snap.leases.into_owned(),
+            configs: snap.configs.into_owned(),
             next_lease_id: snap.next_lease_id,
             history: VecDeque::new(),
             history_bytes: 0,

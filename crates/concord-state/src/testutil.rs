@@ -115,7 +115,10 @@ pub(crate) fn outcome_revision(outcome: &Outcome) -> Option<u64> {
         | Outcome::Restored { revision }
         | Outcome::CheckStatus { revision, .. }
         | Outcome::Maintenance { revision, .. }
-        | Outcome::Reaped { revision, .. } => Some(*revision),
+        | Outcome::Reaped { revision, .. }
+        | Outcome::ConfigPublished { revision, .. }
+        | Outcome::ConfigDeleted { revision }
+        | Outcome::ConfigGray { revision } => Some(*revision),
         Outcome::Refused(_) => None,
     }
 }

@@ -230,6 +230,11 @@ pub struct TuningArgs {
     #[arg(long, value_name = "MIN-MAX", default_value_t = MsRange::from(ServerConfig::default().election_timeout))]
     pub election_timeout_ms: MsRange,
 
+    /// Versions of each config item kept in its history.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().config_history as u64,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub config_history: u64,
+
     /// Serve DNS (UDP and TCP) on this address, e.g. 127.0.0.1:7653; off when absent.
     #[arg(long, value_name = "ADDR", help_heading = "DNS")]
     pub dns_addr: Option<std::net::SocketAddr>,
@@ -256,6 +261,7 @@ impl TuningArgs {
         config.progress_interval = Duration::from_millis(self.progress_interval_ms);
         config.heartbeat_interval = Duration::from_millis(self.heartbeat_ms);
         config.dns_addr = self.dns_addr;
+        config.config_history = usize::try_from(self.config_history).unwrap_or(usize::MAX);
         config.dns_ttl_secs = self.dns_ttl;
         config.election_timeout = (
             Duration::from_millis(self.election_timeout_ms.min),

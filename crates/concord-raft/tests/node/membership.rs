@@ -155,11 +155,7 @@ async fn static_bootstrap_join_promote_remove() {
         .expect("propose");
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     assert!(
-        nodes
-            .node(follower)
-            .propose(put("k", "2"))
-            .await
-            .is_ok(),
+        nodes.node(follower).propose(put("k", "2")).await.is_ok(),
         "a follower relays proposals to the leader"
     );
 

@@ -80,6 +80,7 @@ fn refresh_gauges(node: &SharedNode) {
     m.services.set(state.service_count() as i64);
     m.instances.set(state.instance_count() as i64);
     m.leases.set(state.leases().count() as i64);
+    m.config_items.set(state.config_count() as i64);
     let mut by_status = [0i64; 3];
     for (_, record) in state.all_instances() {
         for check in &record.instance.checks {

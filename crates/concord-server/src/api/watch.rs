@@ -15,12 +15,14 @@ use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use concord_api::kv::encode_value;
 use concord_api::validate;
+use concord_api::config::{ConfigEvent, ConfigEventKind};
 use concord_api::watch::{KvEvent, ProgressEvent, ServiceEvent};
-use concord_state::{Event, EventKind};
+use concord_state::{ConfigKey, Event, EventKind, StateMachine};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::index_header;
+use crate::configs::gray::Asker;
 use crate::error::{ApiError, ApiResult};
 use crate::node::SharedNode;
 use crate::params::Params;
@@ -34,11 +36,32 @@ enum Filter {
     Prefix(String),
     /// Namespace and service.
     Service(String, String),
+    /// One config item; with an instance, also the gray changes that target it.
+    Config(ConfigKey, Option<Asker>),
 }
 
 impl Filter {
-    fn matches(&self, e: &Event) -> bool {
+    fn matches(&self, e: &Event, state: &StateMachine) -> bool {
         match (self, &e.kind) {
+            (
+                Filter::Config(want, asker),
+                EventKind::Config {
+                    key, selector, kind, ..
+                },
+            ) => {
+                if key != want {
+                    return false;
+                }
+                match kind {
+                    ConfigEventKind::Publish | ConfigEventKind::Delete => true,
+                    ConfigEventKind::Gray | ConfigEventKind::GrayCancel => {
+                        match (asker, selector) {
+                            (Some(a), Some(sel)) => a.selected(state, sel),
+                            _ => false,
+                        }
+                    }
+                }
+            }
             (Filter::Prefix(p), EventKind::Kv { key, .. }) => key.starts_with(p.as_str()),
             (
                 Filter::Service(ns, s),
@@ -57,21 +80,22 @@ pub async fn watch(
     params: Params,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    let filter = match (params.get("prefix"), params.get("service")) {
-        (Some(p), None) => {
+    let filter = match (params.get("prefix"), params.get("service"), params.get("config")) {
+        (None, None, Some(c)) => config_filter(c, &params)?,
+        (Some(p), None, None) => {
             if p.len() > validate::MAX_KEY_BYTES {
                 validate::key(p)?;
             }
             Filter::Prefix(p.to_owned())
         }
-        (None, Some(s)) => {
+        (None, Some(s), None) => {
             validate::service_name(s)?;
             Filter::Service(params.namespace()?, s.to_owned())
         }
         _ => {
             return Err(ApiError::invalid(
                 "prefix",
-                "give exactly one of prefix=KEY_PREFIX or service=NAME",
+                "give exactly one of prefix=KEY_PREFIX, service=NAME or config=NAMESPACE/GROUP/ID",
             ));
         }
     };
@@ -110,6 +134,30 @@ pub async fn watch(
     ))
 }
 
+/// `config=NAMESPACE/GROUP/ID` with an optional `instance=SERVICE/ID`
+/// (`instance_namespace=` for its registry namespace; default the config's).
+fn config_filter(spec: &str, params: &Params) -> ApiResult<Filter> {
+    let mut parts = spec.splitn(3, '/');
+    let (Some(ns), Some(group), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(ApiError::invalid(
+            "config",
+            "config must be NAMESPACE/GROUP/ID",
+        ));
+    };
+    validate::config_key(ns, group, id)?;
+    let asker = match params.get("instance") {
+        None => None,
+        Some(i) => {
+            let registry_ns = params.get("instance_namespace").unwrap_or(ns);
+            validate::namespace(registry_ns)?;
+            Some(Asker::parse(i, registry_ns).ok_or_else(|| {
+                ApiError::invalid("instance", "instance must be SERVICE/ID")
+            })?)
+        }
+    };
+    Ok(Filter::Config(ConfigKey::new(ns, group, id), asker))
+}
+
 /// Feeds one stream until the client goes away.
 async fn pump(
     node: SharedNode,
@@ -137,7 +185,10 @@ async fn pump(
                             break;
                         }
                         scanned_to = e.revision;
-                        if filter.matches(e) {
+                        if filter.matches(e, &state) {
+                            if let EventKind::Config { at_ms, .. } = &e.kind {
+                                node.metrics.observe_config_push(*at_ms);
+                            }
                             out.push(to_sse(e));
                         }
                     }
@@ -233,6 +284,36 @@ fn to_sse(e: &Event) -> SseEvent {
                 instance: instance.clone(),
             };
             (service_kind_name(kind), serde_json::to_string(&ev))
+        }
+        EventKind::Config {
+            kind,
+            key,
+            version,
+            format,
+            content,
+            sha256,
+            at_ms,
+            ..
+        } => {
+            let ev = ConfigEvent {
+                revision: e.revision,
+                kind: *kind,
+                namespace: key.namespace.clone(),
+                group: key.group.clone(),
+                id: key.id.clone(),
+                version: *version,
+                format: *format,
+                content: content.clone(),
+                sha256: sha256.clone(),
+                published_at_ms: *at_ms,
+            };
+            let name = match kind {
+                ConfigEventKind::Publish => "publish",
+                ConfigEventKind::Delete => "delete",
+                ConfigEventKind::Gray => "gray",
+                ConfigEventKind::GrayCancel => "gray_cancel",
+            };
+            (name, serde_json::to_string(&ev))
         }
     };
     SseEvent::default()

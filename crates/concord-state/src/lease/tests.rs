@@ -21,6 +21,7 @@ fn event_summary(sm: &StateMachine, after: u64) -> Vec<(u64, String)> {
                     instance,
                     ..
                 } => format!("svc {kind:?} {service}/{}", instance.id),
+                EventKind::Config { kind, key, .. } => format!("config {kind:?} {key}"),
             };
             (e.revision, what)
         })

@@ -458,11 +458,9 @@ async fn checks_move_to_survivors_when_their_owner_dies() {
                 .unwrap_or_default()
         })
     };
-    let all_are = |want: &'static str, base: String| {
-        async move {
-            let s = statuses(base).await?;
-            (s.len() == 12 && s.iter().all(|x| x == want)).then_some(())
-        }
+    let all_are = |want: &'static str, base: String| async move {
+        let s = statuses(base).await?;
+        (s.len() == 12 && s.iter().all(|x| x == want)).then_some(())
     };
     eventually(WAIT, "all 12 passing", || all_are("passing", entry.clone())).await;
     // The checks are spread: every node probes some, and together they probe all.

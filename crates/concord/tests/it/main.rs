@@ -6,6 +6,7 @@ mod support;
 mod backup;
 mod cli;
 mod cluster;
+mod config;
 mod crash;
 mod dns;
 mod endpoints;
