@@ -31,6 +31,12 @@ struct Inner {
     deadlines: HashMap<u64, Instant>,
     /// Expiries proposed and not yet applied, so a slow commit is not proposed twice.
     expiring: HashSet<u64>,
+    /// The state revision of the last full pass: until it moves, the set of leases
+    /// is the same and only deadlines can come due.
+    synced_revision: Option<u64>,
+    /// The earliest deadline seen in the last full pass. Keepalives only push
+    /// deadlines later, so nothing can be due before it.
+    next_due: Option<Instant>,
 }
 
 impl Inner {
@@ -40,6 +46,8 @@ impl Inner {
         if self.leading_term != leading {
             self.deadlines.clear();
             self.expiring.clear();
+            self.synced_revision = None;
+            self.next_due = None;
             self.leading_term = leading;
             if let Some(term) = leading {
                 info!(term, "leading: every lease gets its full TTL from now");
@@ -129,36 +137,61 @@ impl LeaseKeeper {
 
     /// Brings the deadlines in line with state and leadership; returns leases to expire.
     ///
-    /// `leases` is every (id, ttl) in state. On gaining leadership every lease gets its
-    /// full TTL from now; afterwards new leases get their TTL from when first seen.
-    fn sync(&self, leading_term: Option<u64>, leases: &[(u64, u32)], now: Instant) -> Vec<u64> {
+    /// `leases` is every (id, ttl) in state at `revision`. On gaining leadership every
+    /// lease gets its full TTL from now; afterwards new leases get their TTL from when
+    /// first seen. Walks every lease only when the state moved or a deadline came
+    /// due: with tens of thousands of heart-beating instances and no writes, a tick
+    /// costs nothing.
+    fn sync(
+        &self,
+        leading_term: Option<u64>,
+        revision: u64,
+        leases: impl IntoIterator<Item = (u64, u32)>,
+        now: Instant,
+    ) -> Vec<u64> {
         let mut inner = self.lock();
         inner.observe(leading_term);
         if inner.leading_term.is_none() {
             return Vec::new();
         }
-        let live: HashSet<u64> = leases.iter().map(|(id, _)| *id).collect();
-        inner.deadlines.retain(|id, _| live.contains(id));
-        inner.expiring.retain(|id| live.contains(id));
+        if inner.synced_revision == Some(revision) && inner.next_due.is_some_and(|d| d > now) {
+            return Vec::new();
+        }
+        let leases: Vec<(u64, u32)> = leases.into_iter().collect();
+        if inner.deadlines.len() > leases.len() || !inner.expiring.is_empty() {
+            let live: HashSet<u64> = leases.iter().map(|(id, _)| *id).collect();
+            inner.deadlines.retain(|id, _| live.contains(id));
+            inner.expiring.retain(|id| live.contains(id));
+        }
         let mut expired = Vec::new();
-        for (id, ttl) in leases {
+        let mut next_due: Option<Instant> = None;
+        for (id, ttl) in &leases {
             let deadline = *inner
                 .deadlines
                 .entry(*id)
                 .or_insert(now + Duration::from_secs(u64::from(*ttl)));
-            if deadline <= now && !inner.expiring.contains(id) {
+            if inner.expiring.contains(id) {
+                continue;
+            }
+            if deadline <= now {
                 expired.push(*id);
+            } else {
+                next_due = Some(next_due.map_or(deadline, |d| d.min(deadline)));
             }
         }
         for id in &expired {
             inner.expiring.insert(*id);
         }
+        inner.synced_revision = Some(revision);
+        inner.next_due = next_due;
         expired
     }
 
     /// Forgets an expiry that failed to commit so it is tried again.
     fn expiry_failed(&self, id: u64) {
-        self.lock().expiring.remove(&id);
+        let mut inner = self.lock();
+        inner.expiring.remove(&id);
+        inner.next_due = None;
     }
 }
 
@@ -175,8 +208,16 @@ pub async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
             return;
         }
         let leading = node.leading_term();
-        let leases: Vec<(u64, u32)> = node.state().leases().map(|l| (l.id, l.ttl_secs)).collect();
-        for id in node.leases.sync(leading, &leases, Instant::now()) {
+        let expired = {
+            let state = node.state();
+            node.leases.sync(
+                leading,
+                state.revision(),
+                state.leases().map(|l| (l.id, l.ttl_secs)),
+                Instant::now(),
+            )
+        };
+        for id in expired {
             let node = node.clone();
             tokio::spawn(async move {
                 match node.write(Command::LeaseExpire { id }).await {
@@ -204,7 +245,7 @@ mod tests {
     fn not_leader_tracks_nothing() {
         let k = LeaseKeeper::default();
         let now = Instant::now();
-        assert!(k.sync(None, &[(1, 10)], now).is_empty());
+        assert!(k.sync(None, 1, [(1, 10)], now).is_empty());
         assert_eq!(k.keepalive(None, 1, 10, now), Keepalive::NotLeader);
         assert_eq!(k.remaining(None, 1, 10, now), None);
     }
@@ -213,14 +254,14 @@ mod tests {
     fn new_leader_extends_every_lease_by_its_ttl() {
         let k = LeaseKeeper::default();
         let t0 = Instant::now();
-        assert!(k.sync(Some(1), &[(1, 1), (2, 5)], t0).is_empty());
+        assert!(k.sync(Some(1), 1, [(1, 1), (2, 5)], t0).is_empty());
         // After one second only the 1 s lease is due.
         let t1 = t0 + Duration::from_millis(1001);
-        assert_eq!(k.sync(Some(1), &[(1, 1), (2, 5)], t1), vec![1]);
+        assert_eq!(k.sync(Some(1), 1, [(1, 1), (2, 5)], t1), vec![1]);
         // Proposed once, not again while it is in flight.
-        assert!(k.sync(Some(1), &[(1, 1), (2, 5)], t1).is_empty());
+        assert!(k.sync(Some(1), 1, [(1, 1), (2, 5)], t1).is_empty());
         // A new term (failover to this node again) restarts every TTL.
-        assert!(k.sync(Some(2), &[(1, 1), (2, 5)], t1).is_empty());
+        assert!(k.sync(Some(2), 1, [(1, 1), (2, 5)], t1).is_empty());
         assert_eq!(k.remaining(Some(2), 2, 5, t1), Some(Duration::from_secs(5)));
     }
 
@@ -228,19 +269,19 @@ mod tests {
     fn keepalive_extends_and_expired_stays_expired() {
         let k = LeaseKeeper::default();
         let t0 = Instant::now();
-        k.sync(Some(1), &[(7, 2)], t0);
+        k.sync(Some(1), 1, [(7, 2)], t0);
         let t1 = t0 + Duration::from_millis(1500);
         assert_eq!(k.keepalive(Some(1), 7, 2, t1), Keepalive::Renewed);
         assert!(
-            k.sync(Some(1), &[(7, 2)], t0 + Duration::from_millis(3000))
+            k.sync(Some(1), 1, [(7, 2)], t0 + Duration::from_millis(3000))
                 .is_empty()
         );
         let late = t1 + Duration::from_millis(2001);
         assert_eq!(k.keepalive(Some(1), 7, 2, late), Keepalive::Expired);
-        assert_eq!(k.sync(Some(1), &[(7, 2)], late), vec![7]);
+        assert_eq!(k.sync(Some(1), 1, [(7, 2)], late), vec![7]);
         assert_eq!(k.keepalive(Some(1), 7, 2, late), Keepalive::Expired);
         k.expiry_failed(7);
-        assert_eq!(k.sync(Some(1), &[(7, 2)], late), vec![7]);
+        assert_eq!(k.sync(Some(1), 1, [(7, 2)], late), vec![7]);
     }
 
     #[test]
@@ -257,11 +298,36 @@ mod tests {
     }
 
     #[test]
+    fn quiet_ticks_do_not_walk_the_leases() {
+        let k = LeaseKeeper::default();
+        let t0 = Instant::now();
+        k.sync(Some(1), 1, [(1, 10)], t0);
+        // Same revision, nothing due: the (deliberately wrong) list is not looked at.
+        assert!(
+            k.sync(Some(1), 1, [], t0 + Duration::from_secs(1))
+                .is_empty()
+        );
+        assert_eq!(
+            k.remaining(Some(1), 1, 10, t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(9)),
+            "still tracked"
+        );
+        // Once due, the leases are walked even at the same revision.
+        assert_eq!(
+            k.sync(Some(1), 1, [(1, 10)], t0 + Duration::from_secs(10)),
+            vec![1]
+        );
+    }
+
+    #[test]
     fn revoked_leases_are_forgotten() {
         let k = LeaseKeeper::default();
         let t0 = Instant::now();
-        k.sync(Some(1), &[(1, 1)], t0);
-        assert!(k.sync(Some(1), &[], t0 + Duration::from_secs(5)).is_empty());
+        k.sync(Some(1), 1, [(1, 1)], t0);
+        assert!(
+            k.sync(Some(1), 2, [], t0 + Duration::from_secs(5))
+                .is_empty()
+        );
         assert_eq!(
             k.remaining(Some(1), 1, 1, t0),
             Some(Duration::from_secs(1)),

@@ -82,7 +82,7 @@ fn refresh_gauges(node: &SharedNode) {
     m.leases.set(state.leases().count() as i64);
     m.config_items.set(state.config_count() as i64);
     let mut by_status = [0i64; 3];
-    for (_, record) in state.all_instances() {
+    for (_, record) in state.instances_with_health() {
         for check in &record.instance.checks {
             let slot = match check.status {
                 HealthStatus::Passing => 0,

@@ -46,7 +46,7 @@ pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
 /// Every TTL check that is not critical yet, with its TTL.
 fn ttl_checks(state: &StateMachine) -> Vec<(CheckKey, Duration)> {
     let mut out = Vec::new();
-    for (at, record) in state.all_instances() {
+    for (at, record) in state.instances_with_health() {
         for (spec, check) in record.health.checks.iter().zip(&record.instance.checks) {
             if spec.kind == CheckType::Ttl
                 && check.status != HealthStatus::Critical
@@ -62,7 +62,7 @@ fn ttl_checks(state: &StateMachine) -> Vec<(CheckKey, Duration)> {
 /// Every critical instance that asks to be reaped, keyed by when its spell began.
 fn critical_instances(state: &StateMachine) -> Vec<((InstanceRef, u64), Duration)> {
     state
-        .all_instances()
+        .instances_with_health()
         .filter(|(_, r)| r.instance.status == HealthStatus::Critical)
         .filter_map(|(at, r)| {
             let after = r.health.deregister_critical_after_secs?;

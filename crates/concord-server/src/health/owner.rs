@@ -112,7 +112,7 @@ struct Owned {
 /// The probed checks this node owns, by name.
 fn owned_checks(state: &StateMachine, me: u64, live: &BTreeSet<u64>) -> HashMap<String, Owned> {
     let mut out = HashMap::new();
-    for (at, record) in state.all_instances() {
+    for (at, record) in state.instances_with_health() {
         for spec in &record.health.checks {
             let Some(target) = target(spec) else { continue };
             let name = check_name(&at, &spec.id);
