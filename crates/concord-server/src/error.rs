@@ -71,7 +71,9 @@ impl From<Invalid> for ApiError {
 impl From<StateError> for ApiError {
     fn from(e: StateError) -> Self {
         let code = match e {
-            StateError::CasFailed { .. } => ErrorCode::CasFailed,
+            StateError::CasFailed { .. } | StateError::ConfigCasFailed { .. } => {
+                ErrorCode::CasFailed
+            }
             StateError::LeaseNotFound(_)
             | StateError::InstanceNotFound { .. }
             | StateError::CheckNotFound { .. }

@@ -374,6 +374,12 @@ pub enum StateError {
         /// The check id.
         check: String,
     },
+    /// A config publish's CAS guard did not match; `current` is the item's version (0: absent).
+    #[error("compare-and-swap failed: the item's current version is {current}")]
+    ConfigCasFailed {
+        /// The item's version now, 0 if absent.
+        current: u64,
+    },
     /// A config command named an item that does not exist.
     #[error("config {0} not found")]
     ConfigNotFound(String),

@@ -127,7 +127,7 @@ impl StateMachine {
         if let Some(expected) = cas {
             let have = current.map_or(0, |c| c.version);
             if have != expected {
-                return Outcome::Refused(StateError::CasFailed { current: have });
+                return Outcome::Refused(StateError::ConfigCasFailed { current: have });
             }
         }
         if let Some(c) = current

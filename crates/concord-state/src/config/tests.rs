@@ -78,7 +78,7 @@ fn cas_guards_the_version() {
     assert_eq!(version(&publish(&mut sm, "a", Some(0))), 1);
     assert_eq!(
         publish(&mut sm, "b", Some(0)),
-        Outcome::Refused(StateError::CasFailed { current: 1 })
+        Outcome::Refused(StateError::ConfigCasFailed { current: 1 })
     );
     assert_eq!(version(&publish(&mut sm, "b", Some(1))), 2);
 }

@@ -109,6 +109,14 @@ async fn get_raw_list_cas_delete() {
     )
     .await;
     assert_error(&conflict, 409, "cas_failed");
+    assert!(
+        conflict.2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("current version is 2"),
+        "{}",
+        conflict.2
+    );
     let (st, _, b) = call_raw(
         Method::PUT,
         &s.url(&format!("{ITEM}?cas=2")),
