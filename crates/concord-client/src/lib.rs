@@ -4,7 +4,8 @@
 //! async method that returns the wire types of [`concord_api`], so callers
 //! never hand-build URLs, percent-encode keys or parse error JSON themselves.
 //!
-//! Watches ([`Client::watch_prefix`], [`Client::watch_service`]) come back as
+//! Watches ([`Client::watch_prefix`], [`Client::watch_service`],
+//! [`Client::watch_config`]) come back as
 //! a [`futures::Stream`] of typed [`WatchEvent`]s, parsed from the server's
 //! Server-Sent Events by the small parser in [`sse`].
 //!
@@ -31,6 +32,7 @@
 mod backup;
 mod client;
 mod cluster;
+mod config;
 pub mod encode;
 mod error;
 mod kv;
@@ -40,6 +42,7 @@ pub mod sse;
 mod watch;
 
 pub use client::{Client, Consistency, DEFAULT_BASE_URL};
+pub use config::{PublishOptions, RawConfig};
 pub use error::ClientError;
 pub use kv::{DeleteOptions, PutOptions, RawValue};
 pub use watch::{WatchEvent, WatchPayload, WatchStream};

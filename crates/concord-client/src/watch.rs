@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use concord_api::ErrorBody;
+use concord_api::config::ConfigEvent;
 use concord_api::watch::{KvEvent, ProgressEvent, ServiceEvent};
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
@@ -23,7 +24,8 @@ use crate::sse::{SseEvent, SseParser};
 /// seen, so a reconnect can resume from there instead of from far behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent<E> {
-    /// A change (`put`/`delete` for keys; `register`/`update`/`deregister`/`expire` for services).
+    /// A change (`put`/`delete` for keys; `register`/`update`/`deregister`/`expire` for services;
+    /// `publish`/`delete`/`gray`/`gray_cancel` for config items).
     Change(E),
     /// Nothing changed up to `revision`.
     Progress(ProgressEvent),
@@ -63,6 +65,15 @@ impl WatchPayload for KvEvent {
 impl WatchPayload for ServiceEvent {
     fn accepts(event_name: &str) -> bool {
         matches!(event_name, "register" | "update" | "deregister" | "expire")
+    }
+    fn revision(&self) -> u64 {
+        self.revision
+    }
+}
+
+impl WatchPayload for ConfigEvent {
+    fn accepts(event_name: &str) -> bool {
+        matches!(event_name, "publish" | "delete" | "gray" | "gray_cancel")
     }
     fn revision(&self) -> u64 {
         self.revision
@@ -210,7 +221,11 @@ impl Client {
         self.watch(&q).await
     }
 
-    async fn watch<E: WatchPayload>(&self, query: &Query) -> Result<WatchStream<E>, ClientError> {
+    /// Opens `GET /v1/watch?{query}`; shared by the watch methods of every endpoint module.
+    pub(crate) async fn watch<E: WatchPayload>(
+        &self,
+        query: &Query,
+    ) -> Result<WatchStream<E>, ClientError> {
         let request = self
             .http()
             .get(self.url("/v1/watch", query))

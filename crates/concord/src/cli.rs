@@ -4,7 +4,7 @@
 //! from `CONCORD_ADDR`, before or after the subcommand), on `dev` it is the
 //! address to listen on. Clap forbids one long flag with two meanings in one
 //! command, so the client flag is global only inside the client subcommand
-//! trees (`status`, `kv`, `services`, `lease`), and the top-level `--addr`
+//! trees (`status`, `kv`, `services`, `config`, `lease`, ...), and the top-level `--addr`
 //! (before the subcommand) is a plain option that `dev`/`server` ignore.
 
 use std::ffi::OsString;
@@ -15,14 +15,17 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use concord_api::config::ConfigFormat;
 use concord_api::registry::DEFAULT_WEIGHT;
 use concord_server::ServerConfig;
+
+use crate::cmd_config::ConfigAddr;
 
 /// concord: a Raft-replicated service registry, KV store, leases and watches in one binary.
 #[derive(Debug, Parser)]
 #[command(name = "concord", version, propagate_version = true)]
 pub struct Cli {
-    /// Server URL for client commands (status, kv, services, lease).
+    /// Server URL for client commands (status, kv, services, config, lease, ...).
     #[arg(
         long,
         env = "CONCORD_ADDR",
@@ -58,6 +61,8 @@ pub enum Command {
     Kv(KvArgs),
     /// Register, discover and deregister service instances.
     Services(ServicesArgs),
+    /// Publish, read, roll back and gray-release configuration items.
+    Config(ConfigArgs),
     /// Grant, refresh and revoke leases.
     Lease(LeaseArgs),
     /// Back up the store, or seed a new data directory from a backup.
@@ -516,6 +521,134 @@ pub enum ServicesCommand {
         /// Replay retained history from revision R (sent as from_revision) before live changes.
         #[arg(long = "from", value_name = "R")]
         from: Option<u64>,
+    },
+}
+
+/// `concord config ...`.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+/// The configuration center subcommands; items are addressed as `NS/GROUP/ID`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Publish a file's content as the item's next version.
+    Put {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+        /// The file to publish; `-` reads stdin.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// json, yaml, toml, properties or text; defaults from the file extension,
+        /// else the item keeps its current format (text for a new item).
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<ConfigFormat>,
+        /// Recorded with the version in the item's history (printable ASCII).
+        #[arg(long)]
+        comment: Option<String>,
+        /// Only publish if the item's current version is V (0: only if it does not exist).
+        #[arg(long, value_name = "V")]
+        cas: Option<u64>,
+    },
+    /// Show an item: a header line, then its content.
+    Get {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+        /// Show what this registered instance SERVICE/ID gets (its gray candidate, if selected).
+        #[arg(long, value_name = "SERVICE/ID")]
+        instance: Option<String>,
+        /// Print the content only, exactly as published.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// List the items of a namespace.
+    Ls {
+        /// The namespace.
+        #[arg(value_name = "NS")]
+        namespace: String,
+        /// Only items of this group.
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+    },
+    /// List an item's kept versions, newest first.
+    History {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+    },
+    /// Publish a kept version's content again, as a new version.
+    Rollback {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+        /// The version to go back to (see `config history`).
+        // The id differs from the field so it does not clash with `--version`.
+        #[arg(id = "rollback_version", value_name = "VERSION")]
+        version: u64,
+    },
+    /// Delete an item with its history.
+    Delete {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+    },
+    /// Stage, promote or cancel a gray release served to selected instances only.
+    Gray {
+        #[command(subcommand)]
+        command: GrayCommand,
+    },
+    /// Print an item's changes as they happen, with the new content, until Ctrl-C.
+    Watch {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+        /// Watch as this registered instance SERVICE/ID: also see gray changes that target it.
+        #[arg(long, value_name = "SERVICE/ID")]
+        instance: Option<String>,
+        /// Replay retained history from revision R (sent as from_revision) before live changes.
+        #[arg(long = "from", value_name = "R")]
+        from: Option<u64>,
+    },
+}
+
+/// The gray release subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GrayCommand {
+    /// Stage a file's content for the instances matching any selector flag.
+    Put {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+        /// The file to stage; `-` reads stdin.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+        /// Select this instance SERVICE/ID (repeatable).
+        #[arg(long = "instance", value_name = "SERVICE/ID")]
+        instances: Vec<String>,
+        /// Select instances carrying this tag (repeatable).
+        #[arg(long = "tag", value_name = "T")]
+        tags: Vec<String>,
+        /// Select instances with this metadata pair KEY=VALUE (repeatable).
+        #[arg(long = "meta", value_name = "K=V", value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
+    },
+    /// Publish the staged candidate to everyone as the next version.
+    Promote {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
+    },
+    /// Withdraw the staged candidate.
+    Cancel {
+        /// The item, NS/GROUP/ID.
+        #[arg(value_name = "NS/GROUP/ID")]
+        addr: ConfigAddr,
     },
 }
 
@@ -1176,6 +1309,184 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn config_spellings() {
+        fn addr(s: &str) -> ConfigAddr {
+            s.parse().unwrap()
+        }
+        match parse(&[
+            "config",
+            "put",
+            "prod/orders/app.yaml",
+            "--file",
+            "app.yaml",
+            "--format",
+            "YML",
+            "--comment",
+            "pool 8",
+            "--cas",
+            "3",
+        ])
+        .command
+        {
+            Command::Config(ConfigArgs {
+                command:
+                    ConfigCommand::Put {
+                        addr: a,
+                        file,
+                        format,
+                        comment,
+                        cas,
+                    },
+                ..
+            }) => {
+                assert_eq!(a, addr("prod/orders/app.yaml"));
+                assert_eq!(file, PathBuf::from("app.yaml"));
+                assert_eq!(format, Some(ConfigFormat::Yaml));
+                assert_eq!(comment.as_deref(), Some("pool 8"));
+                assert_eq!(cas, Some(3));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["config", "put", "n/g/i", "--file", "-"]).command {
+            Command::Config(ConfigArgs {
+                command:
+                    ConfigCommand::Put {
+                        file,
+                        format: None,
+                        comment: None,
+                        cas: None,
+                        ..
+                    },
+                ..
+            }) => assert_eq!(file, PathBuf::from("-")),
+            other => panic!("{other:?}"),
+        }
+        parse_err(&["config", "put", "n/g/i"]);
+        parse_err(&["config", "put", "n/g", "--file", "a"]);
+        parse_err(&["config", "put", "n/g/i", "--file", "a", "--format", "xml"]);
+        match parse(&["config", "get", "n/g/i", "--instance", "orders/o1", "--raw"]).command {
+            Command::Config(ConfigArgs {
+                command:
+                    ConfigCommand::Get {
+                        addr: a,
+                        instance,
+                        raw,
+                    },
+                ..
+            }) => {
+                assert_eq!(a, addr("n/g/i"));
+                assert_eq!(instance.as_deref(), Some("orders/o1"));
+                assert!(raw);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(parse(&["config", "get", "n/g/i", "--json"]).json);
+        match parse(&["config", "ls", "prod", "--group", "orders"]).command {
+            Command::Config(ConfigArgs {
+                command: ConfigCommand::Ls { namespace, group },
+                ..
+            }) => {
+                assert_eq!(namespace, "prod");
+                assert_eq!(group.as_deref(), Some("orders"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["config", "history", "n/g/i"]).command,
+            Command::Config(ConfigArgs {
+                command: ConfigCommand::History { .. },
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse(&["config", "rollback", "n/g/i", "2"]).command,
+            Command::Config(ConfigArgs {
+                command: ConfigCommand::Rollback { version: 2, .. },
+                ..
+            })
+        ));
+        parse_err(&["config", "rollback", "n/g/i"]);
+        assert!(matches!(
+            parse(&["config", "delete", "n/g/i"]).command,
+            Command::Config(ConfigArgs {
+                command: ConfigCommand::Delete { .. },
+                ..
+            })
+        ));
+        match parse(&[
+            "config",
+            "gray",
+            "put",
+            "n/g/i",
+            "--file",
+            "next.yaml",
+            "--instance",
+            "orders/o1",
+            "--instance",
+            "orders/o2",
+            "--tag",
+            "canary",
+            "--meta",
+            "zone=a",
+        ])
+        .command
+        {
+            Command::Config(ConfigArgs {
+                command:
+                    ConfigCommand::Gray {
+                        command:
+                            GrayCommand::Put {
+                                file,
+                                instances,
+                                tags,
+                                meta,
+                                ..
+                            },
+                    },
+                ..
+            }) => {
+                assert_eq!(file, PathBuf::from("next.yaml"));
+                assert_eq!(instances, ["orders/o1", "orders/o2"]);
+                assert_eq!(tags, ["canary"]);
+                assert_eq!(meta, [("zone".to_owned(), "a".to_owned())]);
+            }
+            other => panic!("{other:?}"),
+        }
+        for (verb, promote) in [("promote", true), ("cancel", false)] {
+            match parse(&["config", "gray", verb, "n/g/i"]).command {
+                Command::Config(ConfigArgs {
+                    command: ConfigCommand::Gray { command },
+                    ..
+                }) => assert_eq!(matches!(command, GrayCommand::Promote { .. }), promote),
+                other => panic!("{other:?}"),
+            }
+        }
+        match parse(&[
+            "config",
+            "watch",
+            "n/g/i",
+            "--instance",
+            "orders/o1",
+            "--from",
+            "5",
+            "--addr",
+            "http://h:1",
+        ])
+        .command
+        {
+            Command::Config(ConfigArgs {
+                command: ConfigCommand::Watch { instance, from, .. },
+                client,
+            }) => {
+                assert_eq!(instance.as_deref(), Some("orders/o1"));
+                assert_eq!(from, Some(5));
+                assert_eq!(client.addr.as_deref(), Some("http://h:1"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

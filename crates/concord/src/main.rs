@@ -7,6 +7,7 @@
 #![deny(rust_2018_idioms)]
 
 mod cli;
+mod cmd_config;
 mod cmd_kv;
 mod cmd_lease;
 mod cmd_members;
@@ -61,6 +62,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Services(args) => {
             let client = connect(&args.client).with_namespace(args.namespace);
             cmd_services::run(&client, args.command, &mut out).await
+        }
+        Command::Config(args) => {
+            cmd_config::run(&connect(&args.client), args.command, &mut out).await
         }
         Command::Lease(args) => {
             cmd_lease::run(&connect(&args.client), args.command, &mut out).await
