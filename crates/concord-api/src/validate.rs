@@ -87,7 +87,9 @@ pub fn config_key(namespace: &str, group: &str, id: &str) -> Result<(), Invalid>
         if !ok {
             return Err(Invalid::new(
                 field,
-                format!("config {field} {v:?} must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"),
+                format!(
+                    "config {field} {v:?} must be 1-128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'"
+                ),
             ));
         }
     }

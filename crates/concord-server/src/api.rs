@@ -59,7 +59,10 @@ pub fn router(node: SharedNode) -> Router {
             "/v1/config/{ns}/{group}/{id}/history/{version}",
             get(config::history_version),
         )
-        .route("/v1/config/{ns}/{group}/{id}/rollback", post(config::rollback))
+        .route(
+            "/v1/config/{ns}/{group}/{id}/rollback",
+            post(config::rollback),
+        )
         .route(
             "/v1/config/{ns}/{group}/{id}/gray",
             get(config::gray_get)

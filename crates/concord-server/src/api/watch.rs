@@ -13,9 +13,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use concord_api::config::{ConfigEvent, ConfigEventKind};
 use concord_api::kv::encode_value;
 use concord_api::validate;
-use concord_api::config::{ConfigEvent, ConfigEventKind};
 use concord_api::watch::{KvEvent, ProgressEvent, ServiceEvent};
 use concord_state::{ConfigKey, Event, EventKind, StateMachine};
 use tokio::sync::mpsc;
@@ -46,7 +46,10 @@ impl Filter {
             (
                 Filter::Config(want, asker),
                 EventKind::Config {
-                    key, selector, kind, ..
+                    key,
+                    selector,
+                    kind,
+                    ..
                 },
             ) => {
                 if key != want {
@@ -80,7 +83,11 @@ pub async fn watch(
     params: Params,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
-    let filter = match (params.get("prefix"), params.get("service"), params.get("config")) {
+    let filter = match (
+        params.get("prefix"),
+        params.get("service"),
+        params.get("config"),
+    ) {
         (None, None, Some(c)) => config_filter(c, &params)?,
         (Some(p), None, None) => {
             if p.len() > validate::MAX_KEY_BYTES {
@@ -150,9 +157,10 @@ fn config_filter(spec: &str, params: &Params) -> ApiResult<Filter> {
         Some(i) => {
             let registry_ns = params.get("instance_namespace").unwrap_or(ns);
             validate::namespace(registry_ns)?;
-            Some(Asker::parse(i, registry_ns).ok_or_else(|| {
-                ApiError::invalid("instance", "instance must be SERVICE/ID")
-            })?)
+            Some(
+                Asker::parse(i, registry_ns)
+                    .ok_or_else(|| ApiError::invalid("instance", "instance must be SERVICE/ID"))?,
+            )
         }
     };
     Ok(Filter::Config(ConfigKey::new(ns, group, id), asker))
