@@ -374,3 +374,56 @@ async fn watches_get_every_version_in_order_and_resume_after_a_restart() {
         "invalid_argument",
     );
 }
+
+#[tokio::test]
+async fn config_survives_a_leader_failover() {
+    use crate::support::cluster::{Cluster, request};
+
+    let mut c = Cluster::start(3).await;
+    let leader = c.leader().await;
+    let followers: Vec<u64> = c.nodes.keys().copied().filter(|id| *id != leader).collect();
+    let (a, b) = (c.node(followers[0]).base(), c.node(followers[1]).base());
+    let put = |base: String, content: &'static str| async move {
+        let resp = reqwest::Client::new()
+            .put(format!("{base}{ITEM}?format=text"))
+            .body(content)
+            .send()
+            .await
+            .ok()?;
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().await.ok()?;
+        (status == 200).then_some(body)
+    };
+    // Published through a follower; watched on the other follower.
+    let v1 = put(a.clone(), "one")
+        .await
+        .expect("publish through a follower");
+    assert_eq!(v1["version"], 1);
+    let mut w = Sse::open(
+        &format!("{b}/v1/watch?config=prod/app/db&from_revision=0"),
+        None,
+    )
+    .await;
+    let ev = w.next_change(Duration::from_secs(10)).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&ev.data).unwrap()["content"],
+        "one"
+    );
+    c.kill9(leader);
+    // The survivors elect a leader; the next version lands and reaches the watch.
+    let v2 = eventually(START_DEADLINE, "a publish after the failover", || {
+        put(a.clone(), "two")
+    })
+    .await;
+    assert_eq!(v2["version"], 2);
+    let ev = w.next_change(Duration::from_secs(20)).await;
+    let data: Value = serde_json::from_str(&ev.data).unwrap();
+    assert_eq!(
+        (data["version"].clone(), data["content"].clone()),
+        (json!(2), json!("two"))
+    );
+    let (st, item) = request(Method::GET, &format!("{b}{ITEM}"), None)
+        .await
+        .expect("read");
+    assert_eq!((st, item["content"].clone()), (200, json!("two")));
+}
