@@ -168,3 +168,149 @@ async fn services_lease_and_status_commands() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error:"));
 }
+
+#[tokio::test]
+async fn registry_health_and_config_commands() {
+    let s = Server::dev().await;
+    for (id, ns) in [("o1", "prod"), ("o2", "prod"), ("d1", "default")] {
+        ok(
+            &s,
+            &[
+                "services",
+                "--namespace",
+                ns,
+                "register",
+                "orders",
+                id,
+                "--address",
+                "10.0.0.1",
+                "--port",
+                "80",
+                "--checks",
+                r#"[{"id":"beat","type":"ttl","ttl_secs":60}]"#,
+            ],
+        );
+    }
+    // TTL checks start critical; pass one of them.
+    let out = ok(
+        &s,
+        &[
+            "services",
+            "--namespace",
+            "prod",
+            "check",
+            "orders",
+            "o1",
+            "beat",
+            "pass",
+        ],
+    );
+    assert!(out.contains("status=passing"), "{out}");
+    let passing = json(
+        &s,
+        &[
+            "services",
+            "--namespace",
+            "prod",
+            "get",
+            "orders",
+            "--passing",
+        ],
+    );
+    let ids: Vec<&str> = passing["instances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["o1"]);
+    let table = ok(&s, &["services", "--namespace", "prod", "get", "orders"]);
+    assert!(
+        table.contains("STATUS") && table.contains("critical"),
+        "{table}"
+    );
+    // Maintenance on: out of passing results, with its reason; off: back.
+    let out = ok(
+        &s,
+        &[
+            "services",
+            "--namespace",
+            "prod",
+            "maintenance",
+            "orders",
+            "o1",
+            "on",
+            "--reason",
+            "deploy",
+        ],
+    );
+    assert!(out.contains("status=maintenance"), "{out}");
+    let passing = json(
+        &s,
+        &[
+            "services",
+            "--namespace",
+            "prod",
+            "get",
+            "orders",
+            "--passing",
+        ],
+    );
+    assert_eq!(passing["instances"], serde_json::json!([]));
+    ok(
+        &s,
+        &[
+            "services",
+            "--namespace",
+            "prod",
+            "maintenance",
+            "orders",
+            "o1",
+            "off",
+        ],
+    );
+    let ls = ok(&s, &["services", "--namespace", "prod", "ls"]);
+    assert!(ls.contains("PASSING"), "{ls}");
+    let namespaces = json(&s, &["services", "namespaces"]);
+    assert_eq!(namespaces["namespaces"].as_array().unwrap().len(), 2);
+
+    // Config: put from a file, get, history, rollback.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("app.yaml");
+    std::fs::write(&file, "pool: 5\n").unwrap();
+    let f = file.to_str().unwrap();
+    ok(&s, &["config", "put", "prod/orders/app.yaml", "--file", f]);
+    std::fs::write(&file, "pool: 6\n").unwrap();
+    ok(
+        &s,
+        &[
+            "config",
+            "put",
+            "prod/orders/app.yaml",
+            "--file",
+            f,
+            "--comment",
+            "more",
+        ],
+    );
+    assert_eq!(
+        ok(&s, &["config", "get", "prod/orders/app.yaml", "--raw"]),
+        "pool: 6\n"
+    );
+    let item = json(&s, &["config", "get", "prod/orders/app.yaml"]);
+    assert_eq!(
+        (item["format"].as_str(), item["version"].as_u64()),
+        (Some("yaml"), Some(2))
+    );
+    let history = ok(&s, &["config", "history", "prod/orders/app.yaml"]);
+    assert!(history.contains("more"), "{history}");
+    ok(&s, &["config", "rollback", "prod/orders/app.yaml", "1"]);
+    assert_eq!(
+        ok(&s, &["config", "get", "prod/orders/app.yaml", "--raw"]),
+        "pool: 5\n"
+    );
+    std::fs::write(&file, "pool: [\n").unwrap();
+    let out = concord(&s, &["config", "put", "prod/orders/app.yaml", "--file", f]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line"));
+}
