@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod expect_status;
+pub mod gateway;
 pub mod kv;
 pub mod lease;
 pub mod registry;

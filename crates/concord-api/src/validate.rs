@@ -6,8 +6,10 @@ use crate::cluster::AddMemberRequest;
 use crate::registry::InstanceSpec;
 
 mod health;
+mod route;
 
 pub use health::{MAX_CHECKS, check_id, check_spec};
+pub use route::{route, route_name};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;

@@ -37,6 +37,7 @@ pub mod encode;
 mod error;
 mod kv;
 mod leases;
+mod routes;
 mod services;
 pub mod sse;
 mod watch;

@@ -9,6 +9,7 @@ mod kv;
 mod leases;
 mod node_info;
 mod registry;
+mod routes;
 mod snapshot;
 mod txn;
 mod watch;
@@ -49,6 +50,11 @@ pub fn router(node: SharedNode) -> Router {
             put(health::ttl_update),
         )
         .route("/v1/namespaces", get(registry::namespaces))
+        .route("/v1/gateway/routes", get(routes::list))
+        .route(
+            "/v1/gateway/routes/{name}",
+            get(routes::get).put(routes::put).delete(routes::delete),
+        )
         .route("/v1/config/{ns}", get(config::list))
         .route(
             "/v1/config/{ns}/{group}/{id}",

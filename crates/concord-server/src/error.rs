@@ -79,7 +79,8 @@ impl From<StateError> for ApiError {
             | StateError::CheckNotFound { .. }
             | StateError::ConfigNotFound(_)
             | StateError::ConfigVersionNotFound { .. }
-            | StateError::NoGray(_) => ErrorCode::NotFound,
+            | StateError::NoGray(_)
+            | StateError::RouteNotFound(_) => ErrorCode::NotFound,
             StateError::InvalidSnapshot(_) | StateError::Invalid(_) => ErrorCode::InvalidArgument,
         };
         ApiError::new(code, e.to_string())

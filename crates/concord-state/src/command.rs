@@ -160,6 +160,18 @@ pub enum Command {
         /// When it was proposed.
         at_ms: u64,
     },
+    /// Create or replace a gateway route (validated, canonical JSON).
+    RoutePut {
+        /// The route's name.
+        name: String,
+        /// The route as JSON.
+        json: String,
+    },
+    /// Delete a gateway route.
+    RouteDelete {
+        /// The route's name.
+        name: String,
+    },
     /// Replace the whole replicated state with a snapshot (`StateMachine::snapshot`
     /// bytes), to seed a cluster from a backup. Goes through the log like any change so
     /// every member, and every member added later, gets it.
@@ -339,6 +351,11 @@ pub enum Outcome {
         /// Store revision after the command.
         revision: u64,
     },
+    /// Answer to `RoutePut` and `RouteDelete`.
+    RouteChanged {
+        /// Store revision after the command.
+        revision: u64,
+    },
     /// Answer to `Restore`.
     Restored {
         /// Store revision after the command.
@@ -380,6 +397,9 @@ pub enum StateError {
         /// The item's version now, 0 if absent.
         current: u64,
     },
+    /// A route delete named a route that does not exist.
+    #[error("route {0:?} not found")]
+    RouteNotFound(String),
     /// A config command named an item that does not exist.
     #[error("config {0} not found")]
     ConfigNotFound(String),

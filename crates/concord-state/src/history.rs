@@ -1,6 +1,7 @@
 //! The bounded event history that watches and blocking queries read.
 
 use concord_api::config::{ConfigEventKind, ConfigFormat, GraySelector};
+use concord_api::gateway::RouteEventKind;
 use concord_api::registry::Instance;
 use concord_api::watch::{KvEventKind, ServiceEventKind};
 use serde::{Deserialize, Serialize};
@@ -80,6 +81,15 @@ pub enum EventKind {
         /// For gray events: which instances they concern.
         selector: Option<GraySelector>,
     },
+    /// A gateway route was put or deleted.
+    Route {
+        /// Put or delete.
+        kind: RouteEventKind,
+        /// The route's name.
+        name: String,
+        /// The route as JSON (empty for deletes).
+        json: String,
+    },
 }
 
 /// Fixed per-event overhead in the byte estimate (revision, tags, allocation).
@@ -108,6 +118,7 @@ impl Event {
                         .map(|c| c.id.len().saturating_add(c.output.len()))
                         .sum(),
                 ),
+            EventKind::Route { name, json, .. } => name.len().saturating_add(json.len()),
             EventKind::Config { key, content, .. } => key
                 .namespace
                 .len()

@@ -21,6 +21,7 @@ mod postcard_tests;
 mod proptests;
 mod registry;
 mod restore;
+mod routes;
 mod snapshot;
 #[cfg(test)]
 mod testutil;
@@ -33,4 +34,5 @@ pub use kv::KvEntry;
 pub use lease::Lease;
 pub use machine::StateMachine;
 pub use registry::{HealthConfig, InstanceRecord, InstanceRef, Service};
+pub use routes::RouteEntry;
 pub use snapshot::SnapshotError;

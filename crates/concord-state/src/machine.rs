@@ -21,6 +21,8 @@ pub struct StateMachine {
     pub(crate) leases: BTreeMap<u64, Lease>,
     /// Config items by key.
     pub(crate) configs: crate::config::Configs,
+    /// Gateway routes by name.
+    pub(crate) routes: BTreeMap<String, crate::routes::RouteEntry>,
     pub(crate) next_lease_id: u64,
     pub(crate) history: VecDeque<Event>,
     pub(crate) history_bytes: usize,
@@ -64,6 +66,7 @@ impl StateMachine {
             services: BTreeMap::new(),
             leases: BTreeMap::new(),
             configs: BTreeMap::new(),
+            routes: BTreeMap::new(),
             next_lease_id: 1,
             history: VecDeque::new(),
             history_bytes: 0,
@@ -130,6 +133,8 @@ impl StateMachine {
             } => self.config_gray(key, content, sha256, selector, at_ms),
             Command::ConfigGrayPromote { key, meta } => self.config_gray_promote(key, meta),
             Command::ConfigGrayCancel { key, at_ms } => self.config_gray_cancel(key, at_ms),
+            Command::RoutePut { name, json } => self.route_put(name, json),
+            Command::RouteDelete { name } => self.route_delete(name),
             Command::Restore { snapshot } => self.restore_from(&snapshot),
         }
     }
@@ -319,6 +324,7 @@ impl PartialEq for StateMachine {
             && self.services == other.services
             && self.leases == other.leases
             && self.configs == other.configs
+            && self.routes == other.routes
             && self.next_lease_id == other.next_lease_id
     }
 }

@@ -162,6 +162,9 @@ fn command() -> impl Strategy<Value = Command> {
             meta: PublishMeta { comment: String::new(), at_ms: 1, keep },
         }),
         1 => config_key().prop_map(|key| Command::ConfigGrayCancel { key, at_ms: 1 }),
+        1 => (select(&["r1", "r2"][..]), select(&["{}", "{\"a\":1}"][..]))
+            .prop_map(|(name, json)| Command::RoutePut { name: name.to_owned(), json: json.to_owned() }),
+        1 => select(&["r1", "r2"][..]).prop_map(|name| Command::RouteDelete { name: name.to_owned() }),
         4 => (key(), value(), lease(), cas())
             .prop_map(|(key, value, lease, cas)| Command::Put { key, value, lease, cas }),
         2 => (delete_target(), cas())

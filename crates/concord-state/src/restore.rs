@@ -24,6 +24,7 @@ impl StateMachine {
         }
         self.leases = snap.leases;
         self.configs = snap.configs;
+        self.routes = snap.routes;
         for entry in self.configs.values_mut() {
             entry.mod_revision = revision;
         }

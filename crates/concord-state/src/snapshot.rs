@@ -12,7 +12,7 @@ use crate::machine::StateMachine;
 use crate::registry::Service;
 
 /// The first byte of every snapshot; bump it when `SnapshotBody`'s layout changes
-/// (2: namespaces and health checks in the registry, config items).
+/// (2: namespaces and health checks in the registry, config items, routes).
 const FORMAT_VERSION: u8 = 2;
 
 /// Why a snapshot could not be read.
@@ -38,6 +38,7 @@ struct SnapshotBody<'a> {
     services: Cow<'a, BTreeMap<(String, String), Service>>,
     leases: Cow<'a, BTreeMap<u64, Lease>>,
     configs: Cow<'a, crate::config::Configs>,
+    routes: Cow<'a, BTreeMap<String, crate::routes::RouteEntry>>,
     next_lease_id: u64,
 }
 
@@ -51,6 +52,7 @@ impl StateMachine {
             services: Cow::Borrowed(&self.services),
             leases: Cow::Borrowed(&self.leases),
             configs: Cow::Borrowed(&self.configs),
+            routes: Cow::Borrowed(&self.routes),
             next_lease_id: self.next_lease_id,
         };
         // Postcard into a Vec fails only for sequences of unknown length or a full
@@ -87,6 +89,7 @@ impl StateMachine {
             services: snap.services.into_owned(),
             leases: snap.leases.into_owned(),
             configs: snap.configs.into_owned(),
+            routes: snap.routes.into_owned(),
             next_lease_id: snap.next_lease_id,
             history: VecDeque::new(),
             history_bytes: 0,

@@ -118,7 +118,8 @@ pub(crate) fn outcome_revision(outcome: &Outcome) -> Option<u64> {
         | Outcome::Reaped { revision, .. }
         | Outcome::ConfigPublished { revision, .. }
         | Outcome::ConfigDeleted { revision }
-        | Outcome::ConfigGray { revision } => Some(*revision),
+        | Outcome::ConfigGray { revision }
+        | Outcome::RouteChanged { revision } => Some(*revision),
         Outcome::Refused(_) => None,
     }
 }

@@ -63,6 +63,8 @@ pub enum Command {
     Services(ServicesArgs),
     /// Publish, read, roll back and gray-release configuration items.
     Config(ConfigArgs),
+    /// Store, list and remove gateway routes.
+    Route(RouteArgs),
     /// Grant, refresh and revoke leases.
     Lease(LeaseArgs),
     /// Back up the store, or seed a new data directory from a backup.
@@ -521,6 +523,41 @@ pub enum ServicesCommand {
         /// Replay retained history from revision R (sent as from_revision) before live changes.
         #[arg(long = "from", value_name = "R")]
         from: Option<u64>,
+    },
+}
+
+/// `concord route ...`.
+#[derive(Debug, Args)]
+pub struct RouteArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: RouteCommand,
+}
+
+/// The gateway route subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RouteCommand {
+    /// Create or replace a route from a JSON file (`-` reads stdin).
+    Put {
+        /// The route's name.
+        name: String,
+        /// The route as JSON (see docs/api.md).
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// List routes.
+    Ls,
+    /// Show one route.
+    Get {
+        /// The route's name.
+        name: String,
+    },
+    /// Delete a route.
+    #[command(alias = "delete")]
+    Del {
+        /// The route's name.
+        name: String,
     },
 }
 

@@ -191,7 +191,7 @@ async fn get(
 }
 
 /// The content of `--file` (`-`: stdin), which the server requires to be UTF-8.
-fn read_content(file: &Path) -> anyhow::Result<String> {
+pub(crate) fn read_content(file: &Path) -> anyhow::Result<String> {
     if file == Path::new("-") {
         let mut content = String::new();
         std::io::stdin()

@@ -12,6 +12,7 @@ mod cmd_kv;
 mod cmd_lease;
 mod cmd_members;
 mod cmd_node;
+mod cmd_route;
 mod cmd_services;
 mod cmd_snapshot;
 mod cmd_status;
@@ -65,6 +66,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config(args) => {
             cmd_config::run(&connect(&args.client), args.command, &mut out).await
+        }
+        Command::Route(args) => {
+            cmd_route::run(&connect(&args.client), args.command, &mut out).await
         }
         Command::Lease(args) => {
             cmd_lease::run(&connect(&args.client), args.command, &mut out).await

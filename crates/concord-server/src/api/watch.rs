@@ -14,6 +14,7 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use concord_api::config::{ConfigEvent, ConfigEventKind};
+use concord_api::gateway::{RouteEvent, RouteEventKind};
 use concord_api::kv::encode_value;
 use concord_api::validate;
 use concord_api::watch::{KvEvent, ProgressEvent, ServiceEvent};
@@ -38,11 +39,14 @@ enum Filter {
     Service(String, String),
     /// One config item; with an instance, also the gray changes that target it.
     Config(ConfigKey, Option<Asker>),
+    /// Every gateway route.
+    Routes,
 }
 
 impl Filter {
     fn matches(&self, e: &Event, state: &StateMachine) -> bool {
         match (self, &e.kind) {
+            (Filter::Routes, EventKind::Route { .. }) => true,
             (
                 Filter::Config(want, asker),
                 EventKind::Config {
@@ -83,26 +87,28 @@ pub async fn watch(
     params: Params,
     headers: HeaderMap,
 ) -> ApiResult<impl IntoResponse> {
+    let routes = params.flag("routes")?;
     let filter = match (
         params.get("prefix"),
         params.get("service"),
         params.get("config"),
     ) {
-        (None, None, Some(c)) => config_filter(c, &params)?,
-        (Some(p), None, None) => {
+        (None, None, None) if routes => Filter::Routes,
+        (None, None, Some(c)) if !routes => config_filter(c, &params)?,
+        (Some(p), None, None) if !routes => {
             if p.len() > validate::MAX_KEY_BYTES {
                 validate::key(p)?;
             }
             Filter::Prefix(p.to_owned())
         }
-        (None, Some(s), None) => {
+        (None, Some(s), None) if !routes => {
             validate::service_name(s)?;
             Filter::Service(params.namespace()?, s.to_owned())
         }
         _ => {
             return Err(ApiError::invalid(
                 "prefix",
-                "give exactly one of prefix=KEY_PREFIX, service=NAME or config=NAMESPACE/GROUP/ID",
+                "give exactly one of prefix=KEY_PREFIX, service=NAME, config=NAMESPACE/GROUP/ID or routes=true",
             ));
         }
     };
@@ -292,6 +298,19 @@ fn to_sse(e: &Event) -> SseEvent {
                 instance: instance.clone(),
             };
             (service_kind_name(kind), serde_json::to_string(&ev))
+        }
+        EventKind::Route { kind, name, json } => {
+            let ev = RouteEvent {
+                revision: e.revision,
+                kind: *kind,
+                name: name.clone(),
+                route: serde_json::from_str(json).ok(),
+            };
+            let name = match kind {
+                RouteEventKind::Put => "put",
+                RouteEventKind::Delete => "delete",
+            };
+            (name, serde_json::to_string(&ev))
         }
         EventKind::Config {
             kind,

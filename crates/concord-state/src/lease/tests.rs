@@ -22,6 +22,7 @@ fn event_summary(sm: &StateMachine, after: u64) -> Vec<(u64, String)> {
                     ..
                 } => format!("svc {kind:?} {service}/{}", instance.id),
                 EventKind::Config { kind, key, .. } => format!("config {kind:?} {key}"),
+                EventKind::Route { kind, name, .. } => format!("route {kind:?} {name}"),
             };
             (e.revision, what)
         })

@@ -12,7 +12,7 @@ fn service_events(sm: &StateMachine, after: u64) -> Vec<(u64, ServiceEventKind, 
         .into_iter()
         .filter_map(|e| match e.kind {
             EventKind::Service { kind, instance, .. } => Some((e.revision, kind, instance.address)),
-            EventKind::Kv { .. } | EventKind::Config { .. } => None,
+            EventKind::Kv { .. } | EventKind::Config { .. } | EventKind::Route { .. } => None,
         })
         .collect()
 }
@@ -175,6 +175,7 @@ fn keys_on_a_private_lease_go_with_the_lease() {
             EventKind::Kv { kind, .. } => format!("{} kv {kind:?}", e.revision),
             EventKind::Service { kind, .. } => format!("{} svc {kind:?}", e.revision),
             EventKind::Config { kind, .. } => format!("{} config {kind:?}", e.revision),
+            EventKind::Route { kind, .. } => format!("{} route {kind:?}", e.revision),
         })
         .collect();
     assert_eq!(kinds, ["3 kv Delete", "3 svc Update"]);

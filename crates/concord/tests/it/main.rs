@@ -16,6 +16,7 @@ mod kv;
 mod leases;
 mod node;
 mod registry;
+mod routes;
 mod txn;
 mod validation;
 mod watch;
