@@ -56,9 +56,9 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-
-log() { printf '[kv-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH_NAME=kv
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
+source "$HERE/../lib.sh"
 
 CLUSTER=${CLUSTER:-1}
 while (($#)); do
@@ -70,7 +70,7 @@ while (($#)); do
             ;;
         --cluster=*) CLUSTER=${1#--cluster=}; shift ;;
         -h | --help)
-            sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
+            print_help
             exit 0
             ;;
         *) die "unknown argument '$1' (see --help)" ;;
@@ -147,12 +147,6 @@ case $(uname -m) in
     aarch64 | arm64) export ETCD_UNSUPPORTED_ARCH=arm64 ;; # etcd 3.4 refuses arm64 without it
 esac
 
-git_rev() {
-    local rev
-    rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
-    if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then rev+="-dirty"; fi
-    echo "$rev"
-}
 # The tree's revision when the run starts (the report is written minutes later).
 CONCORD_REV=$(git_rev)
 
@@ -171,46 +165,11 @@ fi
 # ---------------------------------------------------------------------------------------
 # Work dir, processes, cleanup
 
-WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/concord-kv-bench.XXXXXX")
-DATA_FS=$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK" 2>/dev/null || echo unknown)
-if [[ $DATA_FS == tmpfs || $DATA_FS == ramfs ]] && [[ ${ALLOW_TMPFS:-0} != 1 ]]; then
-    rm -rf "$WORK"
-    die "$WORK is on $DATA_FS, where fsync costs nothing; set BENCH_TMPDIR to a real disk (or ALLOW_TMPFS=1)"
-fi
+make_work kv # sets WORK and DATA_FS; cleanup (every pid in PIDS, WORK) runs on exit
 
-# What one synchronous 4 KiB write costs on the data dirs' disk (dd with O_DSYNC, 200
-# writes): the floor under every fsync'd write of both servers, recorded with the results.
-fsync_probe() {
-    local secs
-    secs=$(dd if=/dev/zero of="$WORK/fsync-probe" bs=4k count=200 oflag=dsync 2>&1 |
-        sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
-    rm -f "$WORK/fsync-probe"
-    if [[ -n $secs ]]; then
-        awk -v s="$secs" 'BEGIN { printf "%.0f µs", s / 200 * 1e6 }'
-    else
-        echo "unknown"
-    fi
-}
+# What one synchronous 4 KiB write costs on the data dirs' disk: the floor under every
+# fsync'd write of both servers, recorded with the results.
 FSYNC_COST=$(fsync_probe)
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ ${KEEP_WORK:-0} == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 USED_PORTS=" "
 free_port() {
@@ -778,15 +737,6 @@ fi
 
 # ---------------------------------------------------------------------------------------
 # Report
-
-# concord_desc: the git revision, and which binary when it is not the tree's own build.
-concord_desc() {
-    local d="git $CONCORD_REV"
-    if [[ $CONCORD_BIN != "$REPO/target/release/concord" || ${SKIP_BUILD:-0} == 1 ]]; then
-        d+=" at the start of the run (binary $CONCORD_BIN, sha256 $(sha256sum "$CONCORD_BIN" 2>/dev/null | cut -c1-12), not built by this run)"
-    fi
-    echo "$d"
-}
 
 fmt_rps() { printf '%.0f' "$1"; }
 fmt_ms() { printf '%.2f' "$1"; }

@@ -62,18 +62,11 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
+BENCH_NAME=registry
+# shellcheck source-path=SCRIPTDIR/.. source=lib.sh
+source "$HERE/../lib.sh"
 
-log() { printf '[registry-bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-case ${1:-} in
-    -h | --help)
-        sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed '$d' | sed 's/^# \{0,1\}//'
-        exit 0
-        ;;
-    "") ;;
-    *) die "unknown argument '$1' (see --help)" ;;
-esac
+help_or_no_args "$@"
 
 SCENARIOS=${SCENARIOS:-"register heartbeats fanout"}
 DURATION=${DURATION:-10}
@@ -122,111 +115,18 @@ if wants fanout && (($(ulimit -n) < WATCHERS + 256)); then
     die "the open-file limit is $(ulimit -n), too low for $WATCHERS watchers (raise the hard limit)"
 fi
 
-git_rev() {
-    local rev
-    rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
-    if [[ -n $(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null) ]]; then rev+="-dirty"; fi
-    echo "$rev"
-}
 # The tree's revision when the run starts (the report is written minutes later).
 CONCORD_REV=$(git_rev)
-
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "building (cargo build --release -p concord -p concord-bench)"
-    (cd "$REPO" && cargo build --release -p concord -p concord-bench >&2) || die "cargo build failed"
-fi
-[[ -x $CONCORD_BIN ]] || die "no concord binary at $CONCORD_BIN"
-[[ -x $BENCH_BIN ]] || die "no concord-bench binary at $BENCH_BIN"
-CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+build_bins
 
 # ---------------------------------------------------------------------------------------
 # Work dir, servers, cleanup
 
-WORK=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/concord-registry-bench.XXXXXX")
-DATA_FS=$(findmnt -no FSTYPE -T "$WORK" 2>/dev/null || stat -f -c %T "$WORK" 2>/dev/null || echo unknown)
-if [[ $DATA_FS == tmpfs || $DATA_FS == ramfs ]] && [[ ${ALLOW_TMPFS:-0} != 1 ]]; then
-    rm -rf "$WORK"
-    die "$WORK is on $DATA_FS, where fsync costs nothing; set BENCH_TMPDIR to a real disk (or ALLOW_TMPFS=1)"
-fi
+make_work registry # sets WORK and DATA_FS; cleanup (servers, WORK) runs on exit
 
-# What one synchronous 4 KiB write costs on the data dir's disk (dd with O_DSYNC, 200
-# writes): the floor under every registration, which is an fsync'd Raft write.
-fsync_probe() {
-    local secs
-    secs=$(dd if=/dev/zero of="$WORK/fsync-probe" bs=4k count=200 oflag=dsync 2>&1 |
-        sed -n 's/.* copied, \([0-9.]*\) s.*/\1/p')
-    rm -f "$WORK/fsync-probe"
-    if [[ -n $secs ]]; then
-        awk -v s="$secs" 'BEGIN { printf "%.0f µs", s / 200 * 1e6 }'
-    else
-        echo "unknown"
-    fi
-}
+# What one synchronous 4 KiB write costs on the data dir's disk: the floor under every
+# registration, which is an fsync'd Raft write.
 FSYNC_COST=$(fsync_probe)
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ ${KEEP_WORK:-0} == 1 ]]; then
-        log "kept $WORK"
-    else
-        rm -rf "$WORK"
-    fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-SERVER_PID=""
-SERVER_URL=""
-SERVER_DIR=""
-
-# start_server NAME: a fresh `concord dev` in $WORK/NAME on ports the kernel picks; sets
-# SERVER_PID and SERVER_URL once it answers /v1/ready and takes a (KV) write.
-start_server() {
-    local line deadline=$((SECONDS + READY_TIMEOUT))
-    SERVER_DIR=$WORK/$1
-    mkdir -p "$SERVER_DIR"
-    "$CONCORD_BIN" dev --addr 127.0.0.1:0 --peer-addr 127.0.0.1:0 --data-dir "$SERVER_DIR/data" \
-        >"$SERVER_DIR/stdout" 2>"$SERVER_DIR/stderr" &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    SERVER_URL=""
-    while ((SECONDS < deadline)); do
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            tail -n 30 "$SERVER_DIR/stdout" "$SERVER_DIR/stderr" >&2 || true
-            die "concord exited during start-up (output above)"
-        fi
-        if [[ -z $SERVER_URL ]]; then
-            line=$(head -n1 "$SERVER_DIR/stdout" 2>/dev/null || true)
-            if [[ $line =~ ^concord\ listening:\ client=(http://[^[:space:]]+) ]]; then
-                SERVER_URL=${BASH_REMATCH[1]%/}
-            fi
-        fi
-        if [[ -n $SERVER_URL ]] && curl -sf -m 2 -o /dev/null "$SERVER_URL/v1/ready" &&
-            curl -sf -m 2 -o /dev/null -X PUT --data-binary 1 "$SERVER_URL/v1/kv/__bench_ready"; then
-            log "concord ready: $SERVER_URL (pid $SERVER_PID, data in $SERVER_DIR/data)"
-            return 0
-        fi
-        sleep 0.1
-    done
-    tail -n 30 "$SERVER_DIR/stdout" "$SERVER_DIR/stderr" >&2 || true
-    die "concord not ready after ${READY_TIMEOUT}s (output above)"
-}
-
-stop_server() {
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    if [[ ${KEEP_WORK:-0} != 1 ]]; then rm -rf "$SERVER_DIR/data"; fi
-}
 
 # ---------------------------------------------------------------------------------------
 # Load
@@ -290,10 +190,6 @@ done
 # ---------------------------------------------------------------------------------------
 # Checks and report
 
-FAILED=()
-check() { # check CONDITION-AS-AWK MESSAGE: records MESSAGE when the condition is false
-    if ! awk "BEGIN { exit !($1) }"; then FAILED+=("$2"); fi
-}
 for run in "${RUNS[@]}"; do
     case $run in
         register-*) check "${RES[$run|errors]} == 0" "$run: ${RES[$run|errors]} registrations failed" ;;
@@ -310,27 +206,6 @@ for run in "${RUNS[@]}"; do
             ;;
     esac
 done
-
-# calc EXPR [FORMAT]: awk arithmetic, "n/a" when it divides by zero or reads a nan.
-calc() {
-    awk "BEGIN { v = $1; if (v != v || v == \"inf\") print \"n/a\"; else printf \"${2:-%.0f}\", v }" 2>/dev/null || echo n/a
-}
-# goal VALUE LIMIT: "met" when VALUE is a number below LIMIT.
-goal() {
-    if [[ $1 =~ ^[0-9]+(\.[0-9]+)?$ ]] && awk -v v="$1" -v l="$2" 'BEGIN { exit !(v < l) }'; then
-        echo "met"
-    else
-        echo "**missed**"
-    fi
-}
-
-concord_desc() {
-    local d="git $CONCORD_REV"
-    if [[ $CONCORD_BIN != "$REPO/target/release/concord" || ${SKIP_BUILD:-0} == 1 ]]; then
-        d+=" at the start of the run (binary $CONCORD_BIN, sha256 $(sha256sum "$CONCORD_BIN" 2>/dev/null | cut -c1-12), not built by this run)"
-    fi
-    echo "$d"
-}
 
 report_register() {
     local run rps cores
@@ -413,11 +288,4 @@ report() {
     echo "</details>"
 }
 
-mkdir -p "$RESULTS_DIR"
-OUT_MD=$RESULTS_DIR/registry-$STAMP.md
-report | tee "$OUT_MD"
-log "results: $OUT_MD"
-if ((${#FAILED[@]})); then
-    log "some checks failed; exiting 3"
-    exit 3
-fi
+write_report # to stdout and bench/results/registry-$STAMP.md; exits 3 when a check failed
