@@ -243,6 +243,10 @@ async fn gray_is_served_only_to_matching_instances_and_promoted() {
         assert_eq!(item["content"], want, "{who}");
         assert_eq!(item["version"], 1, "still version 1");
     }
+    let (st, _, staged) = get(&s.url(&format!("{ITEM}/gray"))).await;
+    assert_eq!(st, 200, "{staged}");
+    assert_eq!(staged["content"], "pool: 9\n");
+    assert_eq!(staged["selector"]["tags"], json!(["canary"]));
     let (_, _, plain) = get(&s.url(ITEM)).await;
     assert_eq!(
         (plain["gray"].clone(), plain["content"].clone()),
