@@ -55,6 +55,8 @@ pub enum Command {
     Dev(DevArgs),
     /// Run one node of a cluster.
     Server(ServerArgs),
+    /// Run a gateway: a reverse proxy whose routes and endpoints come from Concord.
+    Gateway(GatewayArgs),
     /// Show the node's view of the cluster: leader, term, revision, members.
     Status(StatusArgs),
     /// Read and write keys.
@@ -116,6 +118,10 @@ pub struct DevArgs {
     #[arg(long, default_value = "127.0.0.1:7601", value_name = "HOST:PORT", value_parser = parse_socket_addr)]
     pub peer_addr: SocketAddr,
 
+    /// Also run a gateway (`concord gateway`) on this address, following this node.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub gateway_addr: Option<SocketAddr>,
+
     #[command(flatten)]
     pub tuning: TuningArgs,
 }
@@ -149,6 +155,39 @@ pub struct ServerArgs {
 
     #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// `concord gateway`.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// URL of a Concord node to take routes and instances from.
+    #[arg(
+        long,
+        env = "CONCORD_ADDR",
+        default_value = concord_client::DEFAULT_BASE_URL,
+        value_name = "URL"
+    )]
+    pub server: String,
+
+    /// Where to accept proxied traffic (HTTP/1.1 and h2c); port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7680", value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub listen: SocketAddr,
+
+    /// Serve /metrics, /admin/routes, /admin/upstreams and /ready here (keep it private).
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub admin: Option<SocketAddr>,
+
+    /// Worker threads [default: one per CPU core].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+
+    /// Log one line per request (target concord_gateway::access, level info, on stderr).
+    #[arg(long)]
+    pub access_log: bool,
+
+    /// On SIGTERM, how many seconds in-flight requests get to finish.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub drain_timeout_secs: u64,
 }
 
 /// How a `concord server` node forms or enters a cluster, and how it dials peers.
@@ -857,6 +896,51 @@ mod tests {
                 .to_string()
                 .contains("HOST:PORT")
         );
+    }
+
+    #[test]
+    fn gateway_flags_and_defaults() {
+        let Command::Gateway(g) = parse(&["gateway"]).command else {
+            panic!("not gateway")
+        };
+        assert_eq!(g.server, concord_client::DEFAULT_BASE_URL);
+        assert_eq!(g.listen, "127.0.0.1:7680".parse().unwrap());
+        assert_eq!((g.admin, g.threads, g.access_log), (None, None, false));
+        assert_eq!(g.drain_timeout_secs, 30);
+        let Command::Gateway(g) = parse(&[
+            "gateway",
+            "--server",
+            "http://127.0.0.1:7610",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+            "--threads",
+            "1",
+            "--access-log",
+            "--drain-timeout-secs",
+            "5",
+        ])
+        .command
+        else {
+            panic!("not gateway")
+        };
+        assert_eq!(g.server, "http://127.0.0.1:7610");
+        assert_eq!(g.listen.port(), 0);
+        assert_eq!(g.admin.map(|a| a.port()), Some(0));
+        assert_eq!(
+            (g.threads, g.access_log, g.drain_timeout_secs),
+            (Some(1), true, 5)
+        );
+        parse_err(&["gateway", "--threads", "0"]);
+        let Command::Dev(dev) = parse(&["dev"]).command else {
+            panic!("not dev")
+        };
+        assert_eq!(dev.gateway_addr, None);
+        let Command::Dev(dev) = parse(&["dev", "--gateway-addr", "127.0.0.1:0"]).command else {
+            panic!("not dev")
+        };
+        assert_eq!(dev.gateway_addr, Some("127.0.0.1:0".parse().unwrap()));
     }
 
     #[test]

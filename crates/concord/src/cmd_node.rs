@@ -20,7 +20,7 @@ pub async fn dev(args: DevArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     args.tuning.apply(&mut config).map_err(anyhow::Error::msg)?;
-    run(config, "dev node").await
+    run(config, "dev node", args.gateway_addr).await
 }
 
 /// `concord server`: one member of a cluster.
@@ -37,11 +37,12 @@ pub async fn server(args: ServerArgs) -> anyhow::Result<()> {
         .apply(&mut config)
         .map_err(anyhow::Error::msg)?;
     args.tuning.apply(&mut config).map_err(anyhow::Error::msg)?;
-    run(config, "node").await
+    run(config, "node", None).await
 }
 
-/// Starts the node, announces its addresses, waits for a signal, shuts down cleanly.
-async fn run(config: ServerConfig, what: &str) -> anyhow::Result<()> {
+/// Starts the node (and a gateway beside it when `gateway` is set), announces
+/// the addresses, waits for a signal, drains the gateway, shuts down cleanly.
+async fn run(config: ServerConfig, what: &str, gateway: Option<SocketAddr>) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let data_dir = config.data_dir.clone();
@@ -63,6 +64,13 @@ async fn run(config: ServerConfig, what: &str) -> anyhow::Result<()> {
     stdout.write_all(banner.as_bytes())?;
     stdout.flush()?;
     drop(stdout);
+    let gateway = match gateway {
+        Some(listen) => {
+            let url = format!("http://{}", reachable(server.client_addr));
+            Some(crate::cmd_gateway::start_beside(&url, listen).await?)
+        }
+        None => None,
+    };
 
     let failure = tokio::select! {
         signal = shutdown_signal() => {
@@ -74,6 +82,9 @@ async fn run(config: ServerConfig, what: &str) -> anyhow::Result<()> {
             Some(reason)
         }
     };
+    if let Some(gateway) = gateway {
+        gateway.shutdown().await;
+    }
     tokio::select! {
         result = server.shutdown() => result.context("clean shutdown failed")?,
         signal = shutdown_signal() => bail!("received {signal} again, exiting without a clean shutdown"),

@@ -8,6 +8,7 @@
 
 mod cli;
 mod cmd_config;
+mod cmd_gateway;
 mod cmd_kv;
 mod cmd_lease;
 mod cmd_members;
@@ -32,16 +33,30 @@ use crate::cli::{Cli, ClientArgs, Command};
 use crate::output::Output;
 
 /// Log filter when RUST_LOG is unset: our crates at info, dependencies at warn.
-const DEFAULT_LOG_FILTER: &str = "warn,concord=info,concord_server=info,concord_raft=info,concord_state=info,concord_client=info,concord_api=info";
+const DEFAULT_LOG_FILTER: &str = "warn,concord=info,concord_server=info,concord_raft=info,concord_state=info,concord_client=info,concord_api=info,concord_gateway=info";
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    match run(cli).await {
+    let runtime = match runtime(&cli.command) {
+        Ok(runtime) => runtime,
+        Err(err) => return report(&anyhow::Error::new(err).context("cannot start the runtime")),
+    };
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => report(&err),
     }
+}
+
+/// The multi-threaded runtime; `gateway --threads N` sets its worker count.
+fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Gateway(args) = command
+        && let Some(threads) = args.threads
+    {
+        builder.worker_threads(threads.into());
+    }
+    builder.enable_all().build()
 }
 
 /// Dispatches to the command.
@@ -58,6 +73,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Dev(args) => cmd_node::dev(args).await,
         Command::Server(args) => cmd_node::server(args).await,
+        Command::Gateway(args) => cmd_gateway::run(args).await,
         Command::Status(args) => cmd_status::run(&connect(&args.client), &mut out).await,
         Command::Kv(args) => cmd_kv::run(&connect(&args.client), args.command, &mut out).await,
         Command::Services(args) => {

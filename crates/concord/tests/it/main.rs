@@ -11,6 +11,7 @@ mod crash;
 mod dns;
 mod endpoints;
 mod forwarding;
+mod gateway;
 mod health;
 mod kv;
 mod leases;

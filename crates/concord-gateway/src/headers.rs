@@ -1,0 +1,159 @@
+//! Header handling on the way through: hop-by-hop removal, forwarding
+//! headers, request ids and a route's add/remove rules.
+
+use std::net::IpAddr;
+
+use concord_api::gateway::HeaderRules as HeaderRulesSpec;
+use http::header::{self, HeaderName};
+use http::{HeaderMap, HeaderValue};
+use rand::Rng;
+
+use crate::error::RouteError;
+
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1,
+/// plus the de-facto `Proxy-Connection` and the RFC 2616 list every proxy
+/// still strips). `TE: trailers` is kept on its own: gRPC needs it end to end.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("proxy-connection"),
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// Removes hop-by-hop headers, including every header the `Connection`
+/// header names. `TE` survives when it is exactly `trailers`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    let te_trailers = headers
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// Whether a request asks to switch protocols (WebSocket and the like):
+/// `Connection` names `upgrade` and an `Upgrade` header is present.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Appends the client to `X-Forwarded-For` (joining repeated headers into
+/// one) and sets `X-Forwarded-Proto` to the scheme the client used with us.
+pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
+    let prior: Vec<&str> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let value = if prior.is_empty() {
+        client.to_string()
+    } else {
+        format!("{}, {client}", prior.join(", "))
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+}
+
+/// The request's id: its own `X-Request-Id` when it has a usable one
+/// (1-200 visible characters), else a new random one (32 hex digits).
+pub fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID)
+        && (1..=200).contains(&v.len())
+        && v.to_str().is_ok()
+    {
+        return v.clone();
+    }
+    let id: u128 = rand::rng().random();
+    HeaderValue::from_str(&format!("{id:032x}")).expect("hex is a valid header value")
+}
+
+/// A route's compiled `request_headers` / `response_headers`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderRules {
+    add: Vec<(HeaderName, HeaderValue)>,
+    remove: Vec<HeaderName>,
+}
+
+impl HeaderRules {
+    /// Compiles rules; `field` names them in errors.
+    pub fn compile(field: &str, spec: Option<&HeaderRulesSpec>) -> Result<Self, RouteError> {
+        let Some(spec) = spec else {
+            return Ok(HeaderRules::default());
+        };
+        let name = |n: &str, part: &str| {
+            HeaderName::from_bytes(n.as_bytes()).map_err(|_| {
+                RouteError::invalid(
+                    format!("{field}.{part}"),
+                    format!("{n:?} is not a header name"),
+                )
+            })
+        };
+        let add = spec
+            .add
+            .iter()
+            .map(|(k, v)| {
+                let value = HeaderValue::from_str(v).map_err(|_| {
+                    RouteError::invalid(
+                        format!("{field}.add"),
+                        format!("{v:?} is not a header value"),
+                    )
+                })?;
+                Ok((name(k, "add")?, value))
+            })
+            .collect::<Result<_, RouteError>>()?;
+        let remove = spec
+            .remove
+            .iter()
+            .map(|n| name(n, "remove"))
+            .collect::<Result<_, _>>()?;
+        Ok(HeaderRules { add, remove })
+    }
+
+    /// Removes, then adds (replacing any value already there).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &self.remove {
+            headers.remove(name);
+        }
+        for (name, value) in &self.add {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

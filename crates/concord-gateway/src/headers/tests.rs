@@ -1,0 +1,136 @@
+use concord_api::gateway::HeaderRules as Spec;
+use http::HeaderMap;
+
+use super::*;
+
+fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    h
+}
+
+#[test]
+fn hop_by_hop_headers_and_those_named_in_connection_go() {
+    let mut h = map(&[
+        ("connection", "keep-alive, X-Secret"),
+        ("connection", "x-other"),
+        ("keep-alive", "timeout=5"),
+        ("proxy-connection", "keep-alive"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "h2c"),
+        ("te", "gzip"),
+        ("trailer", "x-checksum"),
+        ("proxy-authorization", "Basic eA=="),
+        ("x-secret", "s"),
+        ("x-other", "o"),
+        ("x-kept", "k"),
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+    ]);
+    strip_hop_by_hop(&mut h);
+    let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+    left.sort();
+    assert_eq!(left, ["traceparent", "x-kept"]);
+}
+
+#[test]
+fn te_trailers_survives_for_grpc() {
+    let mut h = map(&[("te", "trailers")]);
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h.get("te").unwrap(), "trailers");
+}
+
+#[test]
+fn upgrades_are_recognised() {
+    assert!(is_upgrade(&map(&[
+        ("connection", "keep-alive, Upgrade"),
+        ("upgrade", "websocket")
+    ])));
+    assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
+    assert!(!is_upgrade(&map(&[("connection", "upgrade")])));
+}
+
+#[test]
+fn forwarded_for_appends_and_proto_is_set() {
+    let client: IpAddr = "10.0.0.9".parse().unwrap();
+    let mut h = HeaderMap::new();
+    set_forwarded(&mut h, client, "http");
+    assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), "10.0.0.9");
+    assert_eq!(h.get(&X_FORWARDED_PROTO).unwrap(), "http");
+
+    let mut h = map(&[
+        ("x-forwarded-for", "1.1.1.1, 2.2.2.2"),
+        ("x-forwarded-for", "3.3.3.3"),
+        ("x-forwarded-proto", "https"),
+    ]);
+    set_forwarded(&mut h, "::1".parse().unwrap(), "http");
+    assert_eq!(
+        h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(),
+        ["1.1.1.1, 2.2.2.2, 3.3.3.3, ::1"]
+    );
+    assert_eq!(h.get(&X_FORWARDED_PROTO).unwrap(), "http");
+}
+
+#[test]
+fn request_ids_pass_through_or_are_made() {
+    let given = map(&[("x-request-id", "abc-123")]);
+    assert_eq!(request_id(&given), "abc-123");
+    let made = request_id(&HeaderMap::new());
+    let made = made.to_str().unwrap();
+    assert_eq!(made.len(), 32);
+    assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
+    let empty = map(&[("x-request-id", "")]);
+    assert_eq!(request_id(&empty).len(), 32);
+    let long = "x".repeat(201);
+    let long = map(&[("x-request-id", long.as_str())]);
+    assert_eq!(request_id(&long).len(), 32);
+}
+
+#[test]
+fn rules_remove_then_add_replacing() {
+    let spec = Spec {
+        add: [("x-from".to_owned(), "gw".to_owned())].into(),
+        remove: vec!["x-debug".to_owned(), "x-from".to_owned()],
+    };
+    let rules = HeaderRules::compile("request_headers", Some(&spec)).unwrap();
+    let mut h = map(&[
+        ("x-debug", "1"),
+        ("x-from", "client"),
+        ("x-from", "again"),
+        ("x-kept", "k"),
+    ]);
+    rules.apply(&mut h);
+    assert!(h.get("x-debug").is_none());
+    assert_eq!(h.get_all("x-from").iter().collect::<Vec<_>>(), ["gw"]);
+    assert_eq!(h.get("x-kept").unwrap(), "k");
+    assert_eq!(
+        HeaderRules::compile("x", None).unwrap(),
+        HeaderRules::default()
+    );
+}
+
+#[test]
+fn bad_rules_name_the_field() {
+    let spec = Spec {
+        add: [("bad name".to_owned(), "v".to_owned())].into(),
+        remove: vec![],
+    };
+    let err = HeaderRules::compile("response_headers", Some(&spec)).unwrap_err();
+    assert!(
+        err.to_string().starts_with("response_headers.add:"),
+        "{err}"
+    );
+    let spec = Spec {
+        add: [("x-ok".to_owned(), "line\nbreak".to_owned())].into(),
+        remove: vec![],
+    };
+    assert!(HeaderRules::compile("request_headers", Some(&spec)).is_err());
+}

@@ -1,0 +1,545 @@
+//! The request path: route, limit, rewrite, pick, forward, retry, answer.
+//!
+//! Deadlines count until response headers; a body then streams for as long
+//! as it takes. Errors the gateway itself answers use Concord's error shape:
+//!
+//! | status | code | when |
+//! |---|---|---|
+//! | 404 | `no_route` | no route matches |
+//! | 503 | `unavailable` | routes not loaded from Concord yet |
+//! | 503 | `no_endpoint` | no passing instance (and no `fallback`) |
+//! | 429 | `rate_limited` | the route's rate limit (with `Retry-After`) |
+//! | 502 | `bad_gateway` | connect failure or broken connection, retries exhausted |
+//! | 504 | `gateway_timeout` | per-try or total timeout |
+//! | 400 | `bad_request` | the client's body could not be read |
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use concord_balance::Pick;
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::BodyExt;
+use hyper::body::{Body as _, Incoming};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::body::{Body, boxed, full};
+use crate::client::{ClientCache, HttpClient};
+use crate::error::error_response;
+use crate::headers::{self, X_REQUEST_ID};
+use crate::matching::RequestView;
+use crate::metrics::Metrics;
+use crate::rate_limit::retry_after_secs;
+use crate::retry::{Failure, MAX_REPLAY_BODY, backoff};
+use crate::route::{Route, RouteTarget};
+use crate::state::{Shared, Snapshot};
+
+/// Handles every proxied request.
+#[derive(Debug)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+    clients: ClientCache,
+    metrics: Arc<Metrics>,
+    access_log: bool,
+}
+
+/// What happened to a request, for metrics and the access log.
+#[derive(Debug, Default)]
+struct Trace {
+    route: String,
+    service: String,
+    upstream: String,
+    attempts: u32,
+}
+
+impl Proxy {
+    /// A proxy reading routes from `shared`.
+    pub fn new(
+        shared: Arc<Shared>,
+        clients: ClientCache,
+        metrics: Arc<Metrics>,
+        access_log: bool,
+    ) -> Self {
+        Proxy {
+            shared,
+            clients,
+            metrics,
+            access_log,
+        }
+    }
+
+    /// Answers one request from `client`.
+    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = self.access_log.then(|| req.uri().path().to_owned());
+        let request_id = headers::request_id(req.headers());
+        let snapshot = self.shared.load();
+        let route = snapshot.table.find(&RequestView::of(&req)).cloned();
+        let mut trace = Trace::default();
+        let mut response = match route {
+            None => not_routed(&snapshot),
+            Some(route) => {
+                trace.route.clone_from(&route.name);
+                trace.service = route.service_label().to_owned();
+                self.route(&route, req, client, &request_id, &mut trace)
+                    .await
+            }
+        };
+        drop(snapshot);
+        response
+            .headers_mut()
+            .entry(&X_REQUEST_ID)
+            .or_insert(request_id.clone());
+        let status = response.status().as_u16();
+        self.metrics.request(&trace.route, &trace.service, status);
+        if let Some(path) = path {
+            tracing::info!(
+                target: "concord_gateway::access",
+                client = %client.ip(),
+                %method,
+                path,
+                status,
+                route = trace.route,
+                service = trace.service,
+                upstream = trace.upstream,
+                attempts = trace.attempts,
+                duration_ms = started.elapsed().as_secs_f64() * 1e3,
+                request_id = request_id.to_str().unwrap_or(""),
+            );
+        }
+        response
+    }
+
+    /// Rate limit, then forward within the total deadline.
+    async fn route(
+        &self,
+        route: &Route,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        request_id: &HeaderValue,
+        trace: &mut Trace,
+    ) -> Response<Body> {
+        let now = Instant::now();
+        if let Some(limiter) = &route.rate_limit {
+            let key = limiter.key_of(req.headers(), client.ip());
+            if let Err(wait) = limiter.check(&key, now) {
+                self.metrics.limited(&route.name);
+                return too_many_requests(&route.name, wait);
+            }
+        }
+        route.budget.record_request(now);
+        let hash = if route.policy.uses_key() {
+            route
+                .hash_on
+                .as_ref()
+                .and_then(|h| h.key(&RequestView::of(&req), client.ip()))
+        } else {
+            None
+        };
+        let total = route.timeouts.total;
+        let forward = self.forward(route, req, client, request_id, hash, trace);
+        match tokio::time::timeout(total, forward).await {
+            Ok(response) => response,
+            Err(_) => error_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                "gateway_timeout",
+                format!(
+                    "route {}: no response from {} within the total timeout of {} ms",
+                    route.name,
+                    route.service_label(),
+                    total.as_millis()
+                ),
+            ),
+        }
+    }
+
+    /// Attempts until one succeeds or retrying is no longer allowed.
+    async fn forward(
+        &self,
+        route: &Route,
+        req: Request<Incoming>,
+        client: SocketAddr,
+        request_id: &HeaderValue,
+        hash: Option<u64>,
+        trace: &mut Trace,
+    ) -> Response<Body> {
+        let mut out = match Outbound::prepare(route, req, client, request_id).await {
+            Ok(out) => out,
+            Err(response) => return response,
+        };
+        let clients = self.clients.get(route.timeouts.connect);
+        let http = if out.version == Version::HTTP_2 {
+            &clients.http2
+        } else {
+            &clients.http1
+        };
+        let mut avoid: Option<String> = None;
+        let mut last_failure: Option<Response<Body>> = None;
+        loop {
+            let Some((target, pick)) = route.pick(hash, avoid.as_deref()) else {
+                return last_failure.unwrap_or_else(|| no_endpoint(route));
+            };
+            trace.attempts += 1;
+            trace.service.clone_from(&target.key.service);
+            trace.upstream.clone_from(&pick.endpoint.addr);
+            let failed = match self.attempt(route, target, pick, http, &mut out).await {
+                Ok(response) => return response,
+                Err(failed) => failed,
+            };
+            let retry_number = trace.attempts;
+            let retry = retry_number <= route.retry.attempts
+                && out.body.can_replay()
+                && route.retry.retries_on(failed.failure)
+                && route.budget.try_retry(Instant::now());
+            if !retry {
+                return failed.response;
+            }
+            tracing::debug!(route = %route.name, failure = ?failed.failure, retry_number, "retrying");
+            self.metrics.retry(&route.name);
+            avoid = Some(failed.endpoint);
+            last_failure = Some(failed.response);
+            tokio::time::sleep(backoff(retry_number)).await;
+        }
+    }
+
+    /// One try against the picked endpoint, within the per-try timeout.
+    async fn attempt(
+        &self,
+        route: &Route,
+        target: &RouteTarget,
+        pick: Pick,
+        http: &HttpClient,
+        out: &mut Outbound,
+    ) -> Result<Response<Body>, Failed> {
+        let failed = |failure, response| Failed {
+            failure,
+            response,
+            endpoint: pick.endpoint.id.clone(),
+        };
+        let Some(request) = out.request_to(&pick.endpoint.addr) else {
+            let reason = format!(
+                "route {}: instance {} of {} has an unusable address {:?}",
+                route.name, pick.endpoint.id, target.key.service, pick.endpoint.addr
+            );
+            let response = error_response(StatusCode::BAD_GATEWAY, "bad_gateway", reason);
+            return Err(failed(Failure::ConnectFailure, response));
+        };
+        let started = Instant::now();
+        let result = tokio::time::timeout(route.timeouts.per_try, http.request(request)).await;
+        let latency = started.elapsed();
+        self.metrics
+            .upstream(&route.name, &target.key.service, latency);
+        let where_ = || {
+            format!(
+                "route {}: {} instance {} at {}",
+                route.name, target.key.service, pick.endpoint.id, pick.endpoint.addr
+            )
+        };
+        let (failure, response) = match result {
+            Ok(Ok(resp)) if !route.retry.retries_status(resp.status().as_u16()) => {
+                let ok = !resp.status().is_server_error();
+                let response = respond(route, resp, out.upgrade.take());
+                pick.finish(latency, ok);
+                return Ok(response);
+            }
+            Ok(Ok(resp)) => (
+                Failure::Status(resp.status().as_u16()),
+                respond(route, resp, None),
+            ),
+            Ok(Err(e)) if e.is_connect() => (
+                Failure::ConnectFailure,
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    format!("{}: cannot connect: {}", where_(), error_chain(&e)),
+                ),
+            ),
+            Ok(Err(e)) => (
+                Failure::Reset,
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "bad_gateway",
+                    format!("{}: connection lost: {}", where_(), error_chain(&e)),
+                ),
+            ),
+            Err(_) => (
+                Failure::Timeout,
+                error_response(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "gateway_timeout",
+                    format!(
+                        "{}: no response within the per-try timeout of {} ms",
+                        where_(),
+                        route.timeouts.per_try.as_millis()
+                    ),
+                ),
+            ),
+        };
+        let failed = failed(failure, response);
+        pick.finish(latency, false);
+        Err(failed)
+    }
+}
+
+/// A failed attempt: why, what to answer if it is the last, and on which endpoint.
+struct Failed {
+    failure: Failure,
+    response: Response<Body>,
+    endpoint: String,
+}
+
+/// A request made ready for its attempts.
+struct Outbound {
+    method: Method,
+    path_and_query: String,
+    version: Version,
+    headers: HeaderMap,
+    body: ReplayBody,
+    /// The client side of an upgrade, handed to the tunnel on `101`.
+    upgrade: Option<OnUpgrade>,
+}
+
+impl Outbound {
+    /// Rewrites the request for the route; buffers a small body when the
+    /// request may be retried. A body that cannot be read answers 400.
+    async fn prepare(
+        route: &Route,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+        request_id: &HeaderValue,
+    ) -> Result<Outbound, Response<Body>> {
+        let upgrading = headers::is_upgrade(req.headers());
+        let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
+        // gRPC that came in over HTTP/2 needs HTTP/2 (trailers) upstream;
+        // everything else goes as HTTP/1.1, which every backend speaks.
+        let version = if req.version() == Version::HTTP_2 && is_grpc(req.headers()) {
+            Version::HTTP_2
+        } else {
+            Version::HTTP_11
+        };
+        let (parts, body) = req.into_parts();
+        let headers = upstream_headers(
+            parts.headers,
+            &parts.uri,
+            version,
+            upgrading,
+            client,
+            request_id,
+            route,
+        );
+        let replay =
+            !upgrading && route.retry.attempts > 0 && route.retry.allows_method(&parts.method);
+        let body = ReplayBody::new(body, replay).await.map_err(|e| {
+            error_response(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("cannot read the request body: {e}"),
+            )
+        })?;
+        Ok(Outbound {
+            path_and_query: route.rewrite.apply(parts.uri.path(), parts.uri.query()),
+            method: parts.method,
+            version,
+            headers,
+            body,
+            upgrade,
+        })
+    }
+
+    /// The request for one attempt at `addr`; `None` when the address makes
+    /// no URI or a streamed body was already sent.
+    fn request_to(&mut self, addr: &str) -> Option<Request<Body>> {
+        let uri = format!("http://{addr}{}", self.path_and_query)
+            .parse::<Uri>()
+            .ok()?;
+        let mut request = Request::new(self.body.take()?);
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers.clone();
+        Some(request)
+    }
+}
+
+/// The headers sent upstream: hop-by-hop ones removed (an upgrade keeps its
+/// `Upgrade`), `Host` kept (set from the authority when an HTTP/2 client's
+/// request goes on as HTTP/1.1),
+/// forwarding headers and the request id set, then the route's rules.
+fn upstream_headers(
+    mut headers: HeaderMap,
+    uri: &Uri,
+    version: Version,
+    upgrade: bool,
+    client: SocketAddr,
+    request_id: &HeaderValue,
+    route: &Route,
+) -> HeaderMap {
+    let upgrade_to = upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
+    headers::strip_hop_by_hop(&mut headers);
+    if let Some(protocol) = upgrade_to {
+        headers.insert(header::UPGRADE, protocol);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    if version == Version::HTTP_11
+        && !headers.contains_key(header::HOST)
+        && let Some(authority) = uri.authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        headers.insert(header::HOST, host);
+    }
+    headers::set_forwarded(&mut headers, client.ip(), "http");
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    route.request_headers.apply(&mut headers);
+    headers
+}
+
+/// The client's answer from an endpoint's response: hop-by-hop headers
+/// removed and the route's rules applied; a `101` to an upgrade request
+/// starts the tunnel between the two upgraded connections.
+fn respond(
+    route: &Route,
+    mut resp: Response<Incoming>,
+    downstream_upgrade: Option<OnUpgrade>,
+) -> Response<Body> {
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+        && let Some(downstream) = downstream_upgrade
+    {
+        let upstream = hyper::upgrade::on(&mut resp);
+        tokio::spawn(tunnel(downstream, upstream));
+        let (mut parts, body) = resp.into_parts();
+        route.response_headers.apply(&mut parts.headers);
+        return Response::from_parts(parts, boxed(body));
+    }
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    route.response_headers.apply(&mut parts.headers);
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, boxed(body))
+}
+
+/// Copies bytes both ways between an upgraded client and endpoint.
+async fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
+    let (down, up) = match tokio::try_join!(downstream, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!("upgrade failed: {e}");
+            return;
+        }
+    };
+    let mut down = TokioIo::new(down);
+    let mut up = TokioIo::new(up);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+        tracing::debug!("upgraded connection ended: {e}");
+    }
+}
+
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+/// No route matched.
+fn not_routed(snapshot: &Snapshot) -> Response<Body> {
+    if snapshot.loaded {
+        error_response(
+            StatusCode::NOT_FOUND,
+            "no_route",
+            "no route matches this request",
+        )
+    } else {
+        error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the gateway has not loaded its routes from Concord yet; try again shortly",
+        )
+    }
+}
+
+/// No passing endpoint: the route's fallback, or 503.
+fn no_endpoint(route: &Route) -> Response<Body> {
+    route.fallback_response().unwrap_or_else(|| {
+        let services: Vec<String> = route.targets.iter().map(|t| t.key.to_string()).collect();
+        error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_endpoint",
+            format!(
+                "route {}: no passing instance of {}",
+                route.name,
+                services.join(" or ")
+            ),
+        )
+    })
+}
+
+/// 429 with `Retry-After`.
+fn too_many_requests(route: &str, wait: std::time::Duration) -> Response<Body> {
+    let secs = retry_after_secs(wait);
+    let mut response = error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("route {route}: rate limit exceeded; retry in {secs} s"),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    response
+}
+
+/// A request body that can be sent more than once when it was small enough
+/// to keep.
+enum ReplayBody {
+    /// Kept in memory: every attempt gets a copy.
+    Buffered(Bytes),
+    /// Streamed: only one attempt can have it.
+    Once(Option<Body>),
+}
+
+impl ReplayBody {
+    /// Buffers the body when `replay` and its size is known and small (or it
+    /// is empty); streams it otherwise.
+    async fn new(body: Incoming, replay: bool) -> Result<Self, hyper::Error> {
+        if replay {
+            if body.is_end_stream() {
+                return Ok(ReplayBody::Buffered(Bytes::new()));
+            }
+            if body
+                .size_hint()
+                .exact()
+                .is_some_and(|n| n <= MAX_REPLAY_BODY)
+            {
+                return Ok(ReplayBody::Buffered(body.collect().await?.to_bytes()));
+            }
+        }
+        Ok(ReplayBody::Once(Some(boxed(body))))
+    }
+
+    fn take(&mut self) -> Option<Body> {
+        match self {
+            ReplayBody::Buffered(bytes) => Some(full(bytes.clone())),
+            ReplayBody::Once(body) => body.take(),
+        }
+    }
+
+    fn can_replay(&self) -> bool {
+        matches!(self, ReplayBody::Buffered(_))
+    }
+}

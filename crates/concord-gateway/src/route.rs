@@ -1,0 +1,377 @@
+//! A stored route compiled for the request path, with its defaults.
+//!
+//! Defaults, for whatever a route leaves out:
+//!
+//! | setting | default |
+//! |---|---|
+//! | `namespace` | `default` |
+//! | `lb` | `p2c_ewma` |
+//! | `timeouts.connect_ms` | 1000 ([`DEFAULT_CONNECT_TIMEOUT`]) |
+//! | `timeouts.per_try_ms` | 15000 ([`DEFAULT_PER_TRY_TIMEOUT`]) |
+//! | `timeouts.total_ms` | 30000 ([`DEFAULT_TOTAL_TIMEOUT`]) |
+//! | `retries` | 1 retry, on `connect_failure`, idempotent methods, 20 % budget (see [`crate::retry`]) |
+//! | `rate_limit.burst` | the rate, rounded up (at least 1) |
+//! | `rate_limit.key` | `route` |
+//! | `fallback.content_type` | `text/plain` |
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use concord_api::gateway::{Fallback, RouteSpec, StoredRoute};
+use concord_balance::{Balancer, Pick, Policy, hash_key};
+use http::header::HeaderName;
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use rand::Rng;
+
+use crate::body::{Body, full};
+use crate::error::RouteError;
+use crate::headers::HeaderRules;
+use crate::matching::{Matcher, PathMatch, RequestView};
+use crate::rate_limit::RateLimiter;
+use crate::retry::{RetryBudget, RetryPolicy};
+
+/// Time to establish a TCP connection to an endpoint.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Time one attempt may take to get response headers.
+pub const DEFAULT_PER_TRY_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time all attempts together may take to get response headers.
+pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Registry namespace of targets that do not name one.
+pub const DEFAULT_NAMESPACE: &str = concord_api::registry::DEFAULT_NAMESPACE;
+
+/// One set of instances a route sends traffic to: a service in a namespace,
+/// restricted to instances carrying every tag. Tags are sorted so equal sets
+/// share one upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TargetKey {
+    /// Registry namespace.
+    pub namespace: String,
+    /// Service name.
+    pub service: String,
+    /// Required tags, sorted and deduplicated.
+    pub tags: Vec<String>,
+}
+
+impl TargetKey {
+    /// A key with its tags normalised.
+    pub fn new(namespace: &str, service: &str, tags: &[String]) -> Self {
+        let mut tags = tags.to_vec();
+        tags.sort();
+        tags.dedup();
+        TargetKey {
+            namespace: namespace.to_owned(),
+            service: service.to_owned(),
+            tags,
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.service)?;
+        if !self.tags.is_empty() {
+            write!(f, "[{}]", self.tags.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// A split target with its balancer.
+#[derive(Debug)]
+pub struct RouteTarget {
+    /// Which instances.
+    pub key: TargetKey,
+    /// Share of the route's traffic.
+    pub weight: u32,
+    /// Chooses among the target's passing instances.
+    pub balancer: Arc<Balancer>,
+}
+
+/// What the hash policies hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashOn {
+    /// A request header's value.
+    Header(HeaderName),
+    /// A cookie's value.
+    Cookie(String),
+    /// The client's IP address.
+    SourceIp,
+    /// The request path.
+    Path,
+}
+
+impl HashOn {
+    /// Parses `header:NAME`, `cookie:NAME`, `source_ip` or `path`.
+    pub fn parse(s: &str) -> Result<Self, RouteError> {
+        let bad = |reason: &str| RouteError::invalid("hash_on", reason);
+        match s.split_once(':') {
+            Some(("header", name)) => HeaderName::from_bytes(name.as_bytes())
+                .map(HashOn::Header)
+                .map_err(|_| bad("not a valid header name")),
+            Some(("cookie", name)) if !name.is_empty() => Ok(HashOn::Cookie(name.to_owned())),
+            None if s == "source_ip" => Ok(HashOn::SourceIp),
+            None if s == "path" => Ok(HashOn::Path),
+            _ => Err(bad("expected header:NAME, cookie:NAME, source_ip or path")),
+        }
+    }
+
+    /// The request's key, or `None` when the attribute is absent (the hash
+    /// policies then pick at random).
+    pub fn key(&self, req: &RequestView<'_>, client: IpAddr) -> Option<u64> {
+        match self {
+            HashOn::Header(name) => req.headers.get(name).map(|v| hash_key(v.as_bytes())),
+            HashOn::Cookie(name) => cookie(req.headers, name).map(|v| hash_key(v.as_bytes())),
+            HashOn::SourceIp => Some(hash_key(client.to_string().as_bytes())),
+            HashOn::Path => Some(hash_key(req.path.as_bytes())),
+        }
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// How the path changes on the way upstream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite {
+    /// Unchanged.
+    Keep,
+    /// Remove the matched prefix (the result always starts with `/`).
+    StripPrefix(String),
+    /// Replace the whole path; the query is kept.
+    Replace(String),
+}
+
+impl Rewrite {
+    /// The upstream path and query.
+    pub fn apply(&self, path: &str, query: Option<&str>) -> String {
+        let path = match self {
+            Rewrite::Keep => path.to_owned(),
+            Rewrite::Replace(p) => p.clone(),
+            Rewrite::StripPrefix(prefix) => {
+                let rest = path.strip_prefix(prefix.as_str()).unwrap_or(path);
+                if rest.starts_with('/') {
+                    rest.to_owned()
+                } else {
+                    format!("/{rest}")
+                }
+            }
+        };
+        match query {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        }
+    }
+}
+
+/// The three deadlines of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP connect.
+    pub connect: Duration,
+    /// One attempt, until response headers.
+    pub per_try: Duration,
+    /// All attempts together, until response headers.
+    pub total: Duration,
+}
+
+/// A route ready to serve.
+#[derive(Debug)]
+pub struct Route {
+    /// Its name in Concord.
+    pub name: String,
+    /// Revision of its last change.
+    pub revision: u64,
+    /// As stored, for the admin listing and change detection.
+    pub spec: RouteSpec,
+    /// Tie-breaker among equally specific matches.
+    pub priority: i32,
+    /// Which requests it takes.
+    pub matcher: Matcher,
+    /// Where they go, with weights above zero.
+    pub targets: Vec<RouteTarget>,
+    total_weight: u64,
+    /// The balancing policy of every target.
+    pub policy: Policy,
+    /// What hash policies hash.
+    pub hash_on: Option<HashOn>,
+    /// Path rewriting.
+    pub rewrite: Rewrite,
+    /// Header changes on the way to the service.
+    pub request_headers: HeaderRules,
+    /// Header changes on the way back.
+    pub response_headers: HeaderRules,
+    /// Deadlines.
+    pub timeouts: Timeouts,
+    /// When to retry.
+    pub retry: RetryPolicy,
+    /// How many retries recent traffic allows.
+    pub budget: RetryBudget,
+    /// The local rate limit, if any.
+    pub rate_limit: Option<RateLimiter>,
+    /// The answer when no endpoint is available.
+    pub fallback: Option<Fallback>,
+}
+
+/// The targets of a spec with their weights (zero weights included).
+pub fn targets_of(spec: &RouteSpec) -> Vec<(TargetKey, u32)> {
+    let route_ns = spec.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE);
+    if spec.split.is_empty() {
+        return spec
+            .service
+            .iter()
+            .map(|service| (TargetKey::new(route_ns, service, &spec.tags), 1))
+            .collect();
+    }
+    spec.split
+        .iter()
+        .map(|t| {
+            let ns = t.namespace.as_deref().unwrap_or(route_ns);
+            (TargetKey::new(ns, &t.service, &t.tags), t.weight)
+        })
+        .collect()
+}
+
+fn millis(ms: Option<u32>, default: Duration) -> Duration {
+    ms.map_or(default, |ms| Duration::from_millis(u64::from(ms)))
+}
+
+impl Route {
+    /// Compiles a stored route; `balancer_for` supplies (and starts
+    /// discovery for) the balancer of each target.
+    pub fn compile(
+        stored: &StoredRoute,
+        balancer_for: &mut dyn FnMut(&TargetKey, Policy) -> Arc<Balancer>,
+    ) -> Result<Route, RouteError> {
+        let spec = &stored.route;
+        let policy = match &spec.lb {
+            Some(name) => name
+                .parse::<Policy>()
+                .map_err(|e| RouteError::invalid("lb", e))?,
+            None => Policy::default(),
+        };
+        let targets: Vec<RouteTarget> = targets_of(spec)
+            .into_iter()
+            .filter(|(_, weight)| *weight > 0)
+            .map(|(key, weight)| RouteTarget {
+                balancer: balancer_for(&key, policy),
+                key,
+                weight,
+            })
+            .collect();
+        let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
+        let matcher = Matcher::compile(&spec.matches)?;
+        let rewrite = match (&spec.rewrite_path, matcher.path()) {
+            (Some(p), _) => Rewrite::Replace(p.clone()),
+            (None, PathMatch::Prefix(prefix)) if spec.strip_prefix => {
+                Rewrite::StripPrefix(prefix.clone())
+            }
+            _ => Rewrite::Keep,
+        };
+        let t = spec.timeouts.clone().unwrap_or_default();
+        let retry = RetryPolicy::from_spec(spec.retries.as_ref())?;
+        Ok(Route {
+            name: stored.name.clone(),
+            revision: stored.revision,
+            priority: spec.priority,
+            matcher,
+            targets,
+            total_weight,
+            policy,
+            hash_on: spec.hash_on.as_deref().map(HashOn::parse).transpose()?,
+            rewrite,
+            request_headers: HeaderRules::compile(
+                "request_headers",
+                spec.request_headers.as_ref(),
+            )?,
+            response_headers: HeaderRules::compile(
+                "response_headers",
+                spec.response_headers.as_ref(),
+            )?,
+            timeouts: Timeouts {
+                connect: millis(t.connect_ms, DEFAULT_CONNECT_TIMEOUT),
+                per_try: millis(t.per_try_ms, DEFAULT_PER_TRY_TIMEOUT),
+                total: millis(t.total_ms, DEFAULT_TOTAL_TIMEOUT),
+            },
+            budget: RetryBudget::new(retry.budget_percent),
+            retry,
+            rate_limit: spec
+                .rate_limit
+                .as_ref()
+                .map(RateLimiter::from_spec)
+                .transpose()?,
+            fallback: spec.fallback.clone(),
+            spec: spec.clone(),
+        })
+    }
+
+    /// Chooses a target by weight, then an endpoint with its balancer. A
+    /// target without endpoints passes its turn to the others, so a split
+    /// keeps working while one side is empty. `avoid` names an endpoint
+    /// that just failed: a retry tries a few picks to land elsewhere.
+    pub fn pick(&self, key: Option<u64>, avoid: Option<&str>) -> Option<(&RouteTarget, Pick)> {
+        let first = self.weighted_index(rand::rng().random_range(0..self.total_weight.max(1)));
+        let order = (0..self.targets.len()).map(|i| (first + i) % self.targets.len());
+        for i in order {
+            let target = &self.targets[i];
+            if let Some(pick) = pick_avoiding(&target.balancer, key, avoid) {
+                return Some((target, pick));
+            }
+        }
+        None
+    }
+
+    /// The index of the target that owns `point` in `[0, total_weight)`.
+    fn weighted_index(&self, mut point: u64) -> usize {
+        for (i, t) in self.targets.iter().enumerate() {
+            let w = u64::from(t.weight);
+            if point < w {
+                return i;
+            }
+            point -= w;
+        }
+        0
+    }
+
+    /// The fallback answer, when the route has one.
+    pub fn fallback_response(&self) -> Option<Response<Body>> {
+        let f = self.fallback.as_ref()?;
+        let mut response = Response::new(full(f.body.clone()));
+        *response.status_mut() = StatusCode::from_u16(f.status).ok()?;
+        let content_type = f.content_type.as_deref().unwrap_or("text/plain");
+        if let Ok(v) = HeaderValue::from_str(content_type) {
+            response.headers_mut().insert(header::CONTENT_TYPE, v);
+        }
+        Some(response)
+    }
+
+    /// The services of the targets, for metrics and logs.
+    pub fn service_label(&self) -> &str {
+        self.targets.first().map_or("", |t| t.key.service.as_str())
+    }
+}
+
+/// Up to three picks to find an endpoint other than `avoid`; the last pick
+/// is used when every one lands on it (a single-endpoint target).
+fn pick_avoiding(balancer: &Balancer, key: Option<u64>, avoid: Option<&str>) -> Option<Pick> {
+    let mut pick = balancer.pick(key)?;
+    for _ in 0..2 {
+        if avoid != Some(pick.endpoint.id.as_str()) {
+            break;
+        }
+        pick = balancer.pick(key)?;
+    }
+    Some(pick)
+}
+
+#[cfg(test)]
+mod tests;

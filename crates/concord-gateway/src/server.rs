@@ -1,0 +1,194 @@
+//! Starting the gateway, accepting connections, and draining on shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use concord_client::Client;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinHandle};
+
+use crate::admin::{self, Admin};
+use crate::client::ClientCache;
+use crate::config::GatewayConfig;
+use crate::discovery::Discovery;
+use crate::error::GatewayError;
+use crate::metrics::{ConnectionGuard, Metrics};
+use crate::proxy::Proxy;
+use crate::state::Shared;
+use crate::upstream::Upstreams;
+
+/// How long a client may take to send request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    listen: SocketAddr,
+    admin: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    serving: JoinHandle<()>,
+    background: Vec<AbortHandle>,
+    upstreams: Arc<Upstreams>,
+}
+
+/// Binds the listeners and starts serving; routes load in the background
+/// (until they do, requests get `503 unavailable`).
+pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
+    let listener = bind(config.listen).await?;
+    let listen = listener.local_addr().unwrap_or(config.listen);
+    let admin_listener = match config.admin {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let admin_addr = admin_listener
+        .as_ref()
+        .map(|l| l.local_addr().unwrap_or(config.admin.unwrap_or(listen)));
+
+    let shared = Arc::new(Shared::default());
+    let upstreams = Arc::new(Upstreams::default());
+    let metrics = Arc::new(Metrics::new());
+    let discovery = Discovery::new(
+        Client::new(&config.server),
+        Arc::clone(&shared),
+        Arc::clone(&upstreams),
+        config.clone(),
+    );
+    let mut background = vec![tokio::spawn(discovery.run()).abort_handle()];
+    if let Some(l) = admin_listener {
+        let admin = Arc::new(Admin::new(
+            Arc::clone(&shared),
+            Arc::clone(&upstreams),
+            Arc::clone(&metrics),
+        ));
+        background.push(tokio::spawn(admin::serve(l, admin)).abort_handle());
+    }
+    let proxy = Arc::new(Proxy::new(
+        shared,
+        ClientCache::new(config.pool_idle_timeout),
+        Arc::clone(&metrics),
+        config.access_log,
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let serving = tokio::spawn(serve(
+        listener,
+        proxy,
+        metrics,
+        stopped,
+        config.drain_timeout,
+    ));
+    tracing::info!(%listen, admin = ?admin_addr, server = %config.server, "gateway started");
+    Ok(Gateway {
+        listen,
+        admin: admin_addr,
+        stop,
+        serving,
+        background,
+        upstreams,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { addr, source })
+}
+
+impl Gateway {
+    /// The address proxied traffic goes to.
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The admin address, when there is one.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin
+    }
+
+    /// Stops accepting, lets in-flight requests finish (HTTP/2 clients get
+    /// GOAWAY, idle HTTP/1.1 connections are closed) up to the drain
+    /// timeout, then stops discovery and the admin listener.
+    pub async fn shutdown(self) {
+        self.stop.send_replace(true);
+        if let Err(e) = self.serving.await {
+            tracing::warn!("the accept loop ended badly: {e}");
+        }
+        for task in &self.background {
+            task.abort();
+        }
+        self.upstreams.stop_all();
+    }
+}
+
+/// Accepts until told to stop, then drains.
+async fn serve(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    metrics: Arc<Metrics>,
+    mut stop: watch::Receiver<bool>,
+    drain_timeout: Duration,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped(&mut stop) => break,
+        };
+        let (stream, remote) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Usually out of file descriptors: pause instead of spinning.
+                tracing::warn!("cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let proxy = Arc::clone(&proxy);
+        let service = service_fn(move |req: hyper::Request<Incoming>| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, Infallible>(proxy.handle(req, remote).await) }
+        });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        let guard = ConnectionGuard::new(&metrics);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%remote, "connection ended: {e}");
+            }
+            drop(guard);
+        });
+    }
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(
+        open,
+        "draining: no new connections, finishing in-flight requests"
+    );
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("drained"),
+        _ = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!(timeout_ms = drain_timeout.as_millis() as u64, "drain deadline passed; closing the remaining connections");
+        }
+    }
+}
+
+/// Resolves once the stop flag is set (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

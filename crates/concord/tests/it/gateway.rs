@@ -1,0 +1,1217 @@
+//! The gateway: the real `concord gateway` binary in front of real HTTP
+//! backends (axum on loopback) registered in a real `concord dev`, with routes
+//! PUT through the API. Every load loop is bounded in count and time.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// A running `concord gateway` on loopback ports chosen by the OS.
+struct Gateway {
+    child: Option<Child>,
+    base: String,
+    admin: String,
+}
+
+impl Gateway {
+    /// Starts a gateway following `server`, with an admin listener.
+    fn start(server: &Server) -> Gateway {
+        let mut child = Command::new(bin())
+            .args(["gateway", "--server", &server.base])
+            .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
+            .args([
+                "--drain-timeout-secs",
+                "20",
+                "--threads",
+                "2",
+                "--access-log",
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn concord gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if let Some(rest) = line.strip_prefix("concord gateway listening: ") {
+                    let mut fields = rest.split_whitespace();
+                    let base = fields.next().unwrap_or("").to_owned();
+                    let admin = fields
+                        .find_map(|f| f.strip_prefix("admin="))
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = tx.send((base, admin));
+                }
+            }
+        });
+        let (base, admin) = rx
+            .recv_timeout(START_DEADLINE)
+            .expect("the gateway printed its listening line");
+        Gateway {
+            child: Some(child),
+            base,
+            admin: format!("http://{admin}"),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn addr(&self) -> String {
+        self.base.trim_start_matches("http://").to_owned()
+    }
+
+    async fn admin_json(&self, path: &str) -> Value {
+        let (st, _, body) = get(&format!("{}{path}", self.admin)).await;
+        assert_eq!(st, 200, "{path}: {body}");
+        body
+    }
+
+    /// Waits until the gateway serves route `name` at `revision` or later.
+    async fn wait_route(&self, name: &str, revision: u64) {
+        eventually(
+            Duration::from_secs(20),
+            &format!("gateway has route {name}@{revision}"),
+            move || async move {
+                let routes = self.admin_json("/admin/routes").await;
+                routes["routes"]
+                    .as_array()?
+                    .iter()
+                    .any(|r| r["name"] == name && r["revision"].as_u64() >= Some(revision))
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Waits until the target (service, tags) has exactly `n` endpoints.
+    async fn wait_endpoints(&self, service: &str, tags: &[&str], n: usize) {
+        eventually(
+            Duration::from_secs(20),
+            &format!("gateway sees {n} endpoints of {service} {tags:?}"),
+            move || async move {
+                let ups = self.admin_json("/admin/upstreams").await;
+                ups["upstreams"]
+                    .as_array()?
+                    .iter()
+                    .any(|u| {
+                        u["service"] == service
+                            && u["tags"] == json!(tags)
+                            && u["endpoints"].as_array().map(Vec::len) == Some(n)
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// SIGTERM; waits for the exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("running");
+        let pid = c.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("gateway did not exit within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// What every backend knows about itself.
+struct BackendState {
+    name: String,
+    delay: Duration,
+    hits: AtomicUsize,
+}
+
+/// An HTTP backend on its own runtime and thread, so killing it closes every
+/// socket it has, as a crashed process would.
+struct Backend {
+    name: String,
+    addr: SocketAddr,
+    state: Arc<BackendState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Backend {
+    fn start(name: &str) -> Backend {
+        Backend::with_delay(name, Duration::ZERO)
+    }
+
+    /// A backend that waits `delay` before answering.
+    fn with_delay(name: &str, delay: Duration) -> Backend {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind backend");
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(BackendState {
+            name: name.to_owned(),
+            delay,
+            hits: AtomicUsize::new(0),
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = Router::new()
+            .fallback(answer)
+            .with_state(Arc::clone(&state));
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                tokio::select! {
+                    _ = axum::serve(listener, app) => {}
+                    _ = stopped => {}
+                }
+            });
+            // Dropping the runtime drops every connection task: sockets close.
+        });
+        Backend {
+            name: name.to_owned(),
+            addr,
+            state,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.state.hits.load(Ordering::SeqCst)
+    }
+
+    /// Stops answering and closes every connection.
+    fn kill(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Every backend answers with its name (also in `x-backend`), the method,
+/// path and the headers it received. Paths containing `hop` also send a
+/// hop-by-hop header the gateway must not pass on.
+async fn answer(
+    State(st): State<Arc<BackendState>>,
+    mut req: axum::extract::Request,
+) -> axum::response::Response {
+    st.hits.fetch_add(1, Ordering::SeqCst);
+    if req.headers().contains_key("upgrade") {
+        return echo_upgrade(&mut req);
+    }
+    if !st.delay.is_zero() {
+        tokio::time::sleep(st.delay).await;
+    }
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in req.headers() {
+        headers
+            .entry(k.as_str().to_owned())
+            .or_default()
+            .push(v.to_str().unwrap_or("").to_owned());
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let body = json!({"backend": st.name, "method": req.method().as_str(),
+                      "path": path, "headers": headers});
+    let mut resp = ([("x-backend", st.name.clone())], axum::Json(body)).into_response();
+    if path.contains("hop") {
+        let h = resp.headers_mut();
+        h.insert("connection", "x-hop".parse().unwrap());
+        h.insert("x-hop", "1".parse().unwrap());
+    }
+    resp
+}
+
+/// Switches protocols and echoes every byte back.
+fn echo_upgrade(req: &mut axum::extract::Request) -> axum::response::Response {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgrade.await else { return };
+        let mut io = hyper_util::rt::TokioIo::new(upgraded);
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = io.read(&mut buf).await {
+            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    });
+    axum::response::Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(axum::body::Body::empty())
+        .unwrap()
+}
+
+/// Registers `backend` as instance `id` of `service`.
+async fn register(
+    s: &Server,
+    service: &str,
+    id: &str,
+    backend: &Backend,
+    tags: &[&str],
+    weight: u32,
+) {
+    let (st, _, b) = call(
+        Method::PUT,
+        &s.url(&format!("/v1/services/{service}/instances/{id}")),
+        Some(json!({"address": "127.0.0.1", "port": backend.addr.port(),
+                    "tags": tags, "weight": weight})),
+    )
+    .await;
+    assert_eq!(st, 200, "register {id}: {b}");
+}
+
+/// PUTs a route; returns its revision.
+async fn put_route(s: &Server, name: &str, route: Value) -> u64 {
+    let (st, _, b) = call(
+        Method::PUT,
+        &s.url(&format!("/v1/gateway/routes/{name}")),
+        Some(route),
+    )
+    .await;
+    assert_eq!(st, 200, "route {name}: {b}");
+    b["revision"].as_u64().expect("revision")
+}
+
+/// PUTs a route and waits until the gateway serves it.
+async fn route(s: &Server, gw: &Gateway, name: &str, route: Value) {
+    let rev = put_route(s, name, route).await;
+    gw.wait_route(name, rev).await;
+}
+
+/// A request through the gateway: status, headers and JSON body (Null if not JSON).
+async fn send(req: reqwest::RequestBuilder) -> (u16, reqwest::header::HeaderMap, Value, String) {
+    let resp = req.send().await.expect("request through the gateway");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.expect("body");
+    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+    (status, headers, json, text)
+}
+
+fn backend_of(headers: &reqwest::header::HeaderMap) -> String {
+    headers
+        .get("x-backend")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// `n` GETs of `path` from `workers` concurrent loops (bounded by `within`);
+/// counts answers by backend (`status` for non-200s).
+async fn spread(gw: &Gateway, path: &str, n: usize, workers: usize) -> HashMap<String, usize> {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let per = n / workers;
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let http = http.clone();
+        let url = gw.url(path);
+        tasks.push(tokio::spawn(async move {
+            let mut counts: HashMap<String, usize> = HashMap::new();
+            for _ in 0..per {
+                assert!(Instant::now() < deadline, "load loop ran out of time");
+                let resp = http.get(&url).send().await.expect("request");
+                let key = if resp.status() == 200 {
+                    backend_of(resp.headers())
+                } else {
+                    format!("status {}", resp.status())
+                };
+                let _ = resp.bytes().await;
+                *counts.entry(key).or_default() += 1;
+            }
+            counts
+        }));
+    }
+    let mut total = HashMap::new();
+    for t in tasks {
+        for (k, v) in t.await.unwrap() {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    total
+}
+
+#[tokio::test]
+async fn routes_by_path_host_and_method_with_strip_prefix() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let orders = Backend::start("orders-1");
+    let users = Backend::start("users-1");
+    let shop = Backend::start("shop-1");
+    register(&s, "orders", "o1", &orders, &[], 100).await;
+    register(&s, "users", "u1", &users, &[], 100).await;
+    register(&s, "shop", "s1", &shop, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "orders",
+        json!({"match": {"path_prefix": "/api/orders"},
+        "service": "orders", "strip_prefix": true}),
+    )
+    .await;
+    route(
+        &s,
+        &gw,
+        "users",
+        json!({"match": {"path_prefix": "/api/users", "methods": ["GET"]},
+        "service": "users"}),
+    )
+    .await;
+    route(
+        &s,
+        &gw,
+        "shop",
+        json!({"match": {"host": "shop.local"}, "service": "shop",
+        "rewrite_path": "/storefront"}),
+    )
+    .await;
+
+    let http = reqwest::Client::new();
+    let (st, h, b, _) = send(http.get(gw.url("/api/orders/17?full=1"))).await;
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(backend_of(&h), "orders-1");
+    assert_eq!(b["path"], "/17?full=1", "prefix stripped, query kept");
+    let (_, _, b, _) = send(http.get(gw.url("/api/orders"))).await;
+    assert_eq!(b["path"], "/");
+
+    let (st, _, b, _) = send(http.get(gw.url("/api/users/5"))).await;
+    assert_eq!((st, b["backend"].as_str()), (200, Some("users-1")));
+    assert_eq!(b["path"], "/api/users/5", "no strip_prefix: path unchanged");
+    // The users route takes GET only, and nothing else matches a POST there.
+    let (st, _, b, _) = send(http.post(gw.url("/api/users/5"))).await;
+    assert_eq!(st, 404, "{b}");
+    assert_eq!(b["error"]["code"], "no_route");
+    // Whole segments only.
+    let (st, _, _, _) = send(http.get(gw.url("/api/ordersx"))).await;
+    assert_eq!(st, 404);
+
+    // Host routing (port ignored), and it beats nothing else here.
+    let (st, _, b, _) = send(
+        http.get(gw.url("/anything"))
+            .header("host", "SHOP.local:9999"),
+    )
+    .await;
+    assert_eq!((st, b["backend"].as_str()), (200, Some("shop-1")));
+    assert_eq!(b["path"], "/storefront");
+    assert_eq!(
+        b["headers"]["host"][0], "SHOP.local:9999",
+        "Host passes through"
+    );
+
+    // A deleted route stops matching.
+    let (st, _, _) = call(Method::DELETE, &s.url("/v1/gateway/routes/users"), None).await;
+    assert_eq!(st, 200);
+    eventually(Duration::from_secs(20), "users route gone", || {
+        let req = http.get(gw.url("/api/users/5"));
+        async move { (send(req).await.0 == 404).then_some(()) }
+    })
+    .await;
+    let routes = gw.admin_json("/admin/routes").await;
+    let names: Vec<&str> = routes["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["orders", "shop"],
+        "match order: longer prefix, then host"
+    );
+}
+
+#[tokio::test]
+async fn weighted_split_and_round_robin_distribute_as_configured() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let v1 = Backend::start("v1");
+    let v2 = Backend::start("v2");
+    register(&s, "web", "w1", &v1, &["v1"], 100).await;
+    register(&s, "web", "w2", &v2, &["v2"], 100).await;
+    route(
+        &s,
+        &gw,
+        "web",
+        json!({"match": {"path_prefix": "/web"}, "split": [
+        {"service": "web", "tags": ["v1"], "weight": 90},
+        {"service": "web", "tags": ["v2"], "weight": 10}]}),
+    )
+    .await;
+    gw.wait_endpoints("web", &["v1"], 1).await;
+    gw.wait_endpoints("web", &["v2"], 1).await;
+    let counts = spread(&gw, "/web", 1000, 4).await;
+    let canary = counts.get("v2").copied().unwrap_or(0);
+    assert_eq!(
+        counts.get("v1").copied().unwrap_or(0) + canary,
+        1000,
+        "{counts:?}"
+    );
+    // 10 % of 1,000 is 100; the binomial standard deviation is about 9.5.
+    assert!(
+        (60..=140).contains(&canary),
+        "v2 got {canary} of 1000: {counts:?}"
+    );
+
+    let rr: Vec<Backend> = (1..=3)
+        .map(|i| Backend::start(&format!("rr-{i}")))
+        .collect();
+    for (i, b) in rr.iter().enumerate() {
+        register(&s, "rr", &format!("r{i}"), b, &[], 100).await;
+    }
+    route(
+        &s,
+        &gw,
+        "rr",
+        json!({"match": {"path_prefix": "/rr"}, "service": "rr",
+        "lb": "round_robin"}),
+    )
+    .await;
+    gw.wait_endpoints("rr", &[], 3).await;
+    let counts = spread(&gw, "/rr", 300, 3).await;
+    for b in &rr {
+        let got = counts.get(&b.name).copied().unwrap_or(0);
+        assert!(
+            (95..=105).contains(&got),
+            "{}: {got} of 300: {counts:?}",
+            b.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn only_passing_instances_get_traffic() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let a = Backend::start("pass-a");
+    let b = Backend::start("pass-b");
+    register(&s, "pass", "a", &a, &[], 100).await;
+    register(&s, "pass", "b", &b, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "pass",
+        json!({"match": {}, "service": "pass", "lb": "round_robin"}),
+    )
+    .await;
+    gw.wait_endpoints("pass", &[], 2).await;
+    let counts = spread(&gw, "/", 20, 1).await;
+    assert_eq!(counts.get("pass-b"), Some(&10), "{counts:?}");
+
+    let url = s.url("/v1/services/pass/instances/b/maintenance");
+    let maintenance = |enabled: bool| {
+        call(
+            Method::PUT,
+            &url,
+            Some(json!({"enabled": enabled, "reason": "deploy"})),
+        )
+    };
+    let (st, _, body) = maintenance(true).await;
+    assert_eq!(st, 200, "{body}");
+    gw.wait_endpoints("pass", &[], 1).await;
+    let before = b.hits();
+    let counts = spread(&gw, "/", 50, 2).await;
+    assert_eq!(counts.get("pass-a"), Some(&50), "{counts:?}");
+    assert_eq!(b.hits(), before, "an instance in maintenance got requests");
+
+    let (st, _, body) = maintenance(false).await;
+    assert_eq!(st, 200, "{body}");
+    gw.wait_endpoints("pass", &[], 2).await;
+    let counts = spread(&gw, "/", 20, 1).await;
+    assert_eq!(
+        counts.get("pass-b"),
+        Some(&10),
+        "back in rotation: {counts:?}"
+    );
+}
+
+#[tokio::test]
+async fn gets_are_retried_around_a_killed_backend() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let alive = Backend::start("alive");
+    let mut doomed = Backend::start("doomed");
+    register(&s, "flaky", "alive", &alive, &[], 100).await;
+    register(&s, "flaky", "doomed", &doomed, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "flaky",
+        json!({"match": {}, "service": "flaky", "lb": "round_robin",
+        "retries": {"attempts": 1, "on": ["connect_failure", "reset"], "budget_percent": 100}}),
+    )
+    .await;
+    gw.wait_endpoints("flaky", &[], 2).await;
+
+    let http = reqwest::Client::new();
+    let mut served = HashMap::<String, usize>::new();
+    for i in 0..120 {
+        if i == 40 {
+            doomed.kill();
+        }
+        let (st, h, b, _) = send(http.get(gw.url("/item"))).await;
+        assert_eq!(st, 200, "request {i}: {b}");
+        *served.entry(backend_of(&h)).or_default() += 1;
+    }
+    // The killed instance is still registered and passing: every other pick
+    // lands on it and is retried on the live one.
+    assert_eq!(
+        served.get("alive").copied().unwrap_or(0),
+        120 - 20,
+        "{served:?}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", gw.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let retries = metrics
+        .lines()
+        .find(|l| l.starts_with("concord_gateway_retries_total{route=\"flaky\"}"))
+        .unwrap_or_else(|| panic!("no retry metric in:\n{metrics}"));
+    let n: f64 = retries.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 30.0, "{retries}");
+    assert!(
+        metrics.contains(
+            "concord_gateway_requests_total{route=\"flaky\",service=\"flaky\",status=\"200\"} 120"
+        ),
+        "{metrics}"
+    );
+
+    // A POST is not retried by default: it may fail, but it is never sent twice.
+    let before = alive.hits();
+    let mut failed = 0;
+    for _ in 0..10 {
+        let (st, _, _, _) = send(http.post(gw.url("/order")).body("x")).await;
+        if st != 200 {
+            assert_eq!(st, 502);
+            failed += 1;
+        }
+    }
+    assert_eq!(alive.hits() - before + failed, 10);
+    assert!(
+        failed > 0,
+        "round robin sends every other POST to the dead instance"
+    );
+}
+
+#[tokio::test]
+async fn slow_backends_time_out_with_504() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let slow = Backend::with_delay("slow", Duration::from_secs(3));
+    register(&s, "slow", "s1", &slow, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "slow",
+        json!({"match": {}, "service": "slow",
+        "timeouts": {"per_try_ms": 200, "total_ms": 400}}),
+    )
+    .await;
+    gw.wait_endpoints("slow", &[], 1).await;
+    let http = reqwest::Client::new();
+    let started = Instant::now();
+    let (st, h, b, _) = send(http.get(gw.url("/"))).await;
+    assert_eq!(st, 504, "{b}");
+    assert_eq!(b["error"]["code"], "gateway_timeout");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("200 ms"),
+        "{b}"
+    );
+    assert_eq!(h["content-type"], "application/json");
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Retrying on timeout: each try has its own deadline, the total caps them.
+    route(
+        &s,
+        &gw,
+        "slow",
+        json!({"match": {}, "service": "slow",
+        "timeouts": {"per_try_ms": 200, "total_ms": 500},
+        "retries": {"attempts": 5, "on": ["timeout"], "budget_percent": 100}}),
+    )
+    .await;
+    let started = Instant::now();
+    let (st, _, b, _) = send(http.get(gw.url("/"))).await;
+    assert_eq!(st, 504, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("total timeout of 500 ms"),
+        "{b}"
+    );
+    assert!(started.elapsed() < Duration::from_millis(2500));
+}
+
+#[tokio::test]
+async fn no_endpoint_is_503_or_the_fallback() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    route(
+        &s,
+        &gw,
+        "ghost",
+        json!({"match": {"path_prefix": "/ghost"}, "service": "ghost"}),
+    )
+    .await;
+    route(
+        &s,
+        &gw,
+        "ghost-fb",
+        json!({"match": {"path_prefix": "/fb"}, "service": "ghost",
+        "fallback": {"status": 503, "body": "back soon", "content_type": "text/plain"}}),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let (st, h, b, _) = send(http.get(gw.url("/ghost"))).await;
+    assert_eq!(st, 503, "{b}");
+    assert_eq!(b["error"]["code"], "no_endpoint");
+    assert!(
+        b["error"]["message"].as_str().unwrap().contains("ghost"),
+        "{b}"
+    );
+    assert!(h.contains_key("x-request-id"));
+    let (st, h, _, text) = send(http.get(gw.url("/fb/x"))).await;
+    assert_eq!((st, text.as_str()), (503, "back soon"));
+    assert_eq!(h["content-type"], "text/plain");
+
+    // An instance appearing takes the traffic; it leaving brings the fallback back.
+    let b1 = Backend::start("ghost-1");
+    register(&s, "ghost", "g1", &b1, &[], 100).await;
+    gw.wait_endpoints("ghost", &[], 1).await;
+    let (st, h, _, _) = send(http.get(gw.url("/fb/x"))).await;
+    assert_eq!((st, backend_of(&h).as_str()), (200, "ghost-1"));
+    let (st, _, _) = call(
+        Method::DELETE,
+        &s.url("/v1/services/ghost/instances/g1"),
+        None,
+    )
+    .await;
+    assert_eq!(st, 200);
+    gw.wait_endpoints("ghost", &[], 0).await;
+    let (_, _, _, text) = send(http.get(gw.url("/fb/x"))).await;
+    assert_eq!(text, "back soon");
+}
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b = Backend::start("limited");
+    register(&s, "limited", "l1", &b, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "limited",
+        json!({"match": {}, "service": "limited",
+        "rate_limit": {"requests_per_second": 0.2, "burst": 3, "key": "header:x-api-key"}}),
+    )
+    .await;
+    gw.wait_endpoints("limited", &[], 1).await;
+    let http = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (st, h, b, _) = send(http.get(gw.url("/")).header("x-api-key", "k1")).await;
+        if st == 429 {
+            assert_eq!(b["error"]["code"], "rate_limited");
+            let after: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+            // A token comes back every 5 s.
+            assert!((1..=5).contains(&after), "Retry-After {after}");
+        }
+        statuses.push(st);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // Another key has its own bucket.
+    let (st, _, _, _) = send(http.get(gw.url("/")).header("x-api-key", "k2")).await;
+    assert_eq!(st, 200);
+    let metrics = reqwest::get(format!("{}/metrics", gw.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("concord_gateway_rate_limited_total{route=\"limited\"} 2"),
+        "{metrics}"
+    );
+}
+
+/// Sends a raw HTTP/1.1 request and returns the status, the response headers
+/// (lower-cased) and the body.
+fn raw_request(addr: &str, request: &str) -> (u16, HashMap<String, String>, String) {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the gateway");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).expect("read the response");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a response head");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+#[tokio::test]
+async fn forwarding_request_id_and_hop_by_hop_headers() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b = Backend::start("hdr");
+    register(&s, "hdr", "h1", &b, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "hdr",
+        json!({"match": {"path_prefix": "/hdr"}, "service": "hdr",
+        "request_headers": {"add": {"x-from": "gw"}, "remove": ["x-debug"]},
+        "response_headers": {"add": {"x-served-by": "concord"}, "remove": ["x-backend"]}}),
+    )
+    .await;
+    gw.wait_endpoints("hdr", &[], 1).await;
+
+    let addr = gw.addr();
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let request = format!(
+        "GET /hdr/hop HTTP/1.1\r\nHost: hdr.local\r\nConnection: close, X-Secret\r\n\
+         X-Secret: s\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\n\
+         X-Forwarded-For: 203.0.113.7\r\nX-Request-Id: req-42\r\ntraceparent: {traceparent}\r\n\
+         X-Debug: 1\r\nX-Kept: k\r\n\r\n"
+    );
+    let (status, resp_headers, body) =
+        tokio::task::spawn_blocking(move || raw_request(&addr, &request))
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).expect("backend JSON");
+    let h = &seen["headers"];
+    for gone in ["x-secret", "keep-alive", "proxy-authorization", "x-debug"] {
+        assert!(h.get(gone).is_none(), "{gone} reached the backend: {h}");
+    }
+    assert_ne!(h["connection"], json!(["close, X-Secret"]), "{h}");
+    assert_eq!(h["x-forwarded-for"], json!(["203.0.113.7, 127.0.0.1"]));
+    assert_eq!(h["x-forwarded-proto"], json!(["http"]));
+    assert_eq!(h["x-request-id"], json!(["req-42"]));
+    assert_eq!(h["traceparent"], json!([traceparent]));
+    assert_eq!(h["x-from"], json!(["gw"]));
+    assert_eq!(h["x-kept"], json!(["k"]));
+    assert_eq!(h["host"], json!(["hdr.local"]));
+    // The backend's hop-by-hop response header stays behind; rules apply.
+    assert!(!resp_headers.contains_key("x-hop"), "{resp_headers:?}");
+    assert_eq!(
+        resp_headers.get("x-request-id").map(String::as_str),
+        Some("req-42")
+    );
+    assert_eq!(
+        resp_headers.get("x-served-by").map(String::as_str),
+        Some("concord")
+    );
+    assert!(!resp_headers.contains_key("x-backend"));
+
+    // Without an id the gateway makes one, sends it on and answers with it.
+    let http = reqwest::Client::new();
+    let (st, h, b, _) = send(http.get(gw.url("/hdr/x"))).await;
+    assert_eq!(st, 200);
+    let id = h["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32, "{id}");
+    assert_eq!(b["headers"]["x-request-id"], json!([id]));
+    assert_eq!(b["headers"]["x-forwarded-for"], json!(["127.0.0.1"]));
+}
+
+#[tokio::test]
+async fn a_route_change_under_load_fails_no_request() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let blue = Backend::start("blue");
+    let green = Backend::start("green");
+    register(&s, "blue", "b1", &blue, &[], 100).await;
+    register(&s, "green", "g1", &green, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "live",
+        json!({"match": {"path_prefix": "/live"}, "service": "blue"}),
+    )
+    .await;
+
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (http, url, stop) = (http.clone(), gw.url("/live/x"), Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            for _ in 0..5_000 {
+                if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
+                    break;
+                }
+                let resp = http.get(&url).send().await.expect("request");
+                let key = if resp.status() == 200 {
+                    backend_of(resp.headers())
+                } else {
+                    format!("status {}", resp.status())
+                };
+                let _ = resp.bytes().await;
+                *seen.entry(key).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    eventually(Duration::from_secs(20), "load on blue", || {
+        let hits = blue.hits();
+        async move { (hits >= 100).then_some(()) }
+    })
+    .await;
+    // To a service the gateway has never followed, then a split, then back.
+    route(
+        &s,
+        &gw,
+        "live",
+        json!({"match": {"path_prefix": "/live"}, "service": "green"}),
+    )
+    .await;
+    eventually(Duration::from_secs(20), "load on green", || {
+        let hits = green.hits();
+        async move { (hits >= 100).then_some(()) }
+    })
+    .await;
+    route(
+        &s,
+        &gw,
+        "live",
+        json!({"match": {"path_prefix": "/live"}, "split": [
+        {"service": "blue", "weight": 50}, {"service": "green", "weight": 50}]}),
+    )
+    .await;
+    let blue_then = blue.hits();
+    eventually(Duration::from_secs(20), "split load", || {
+        let hits = blue.hits();
+        async move { (hits >= blue_then + 100).then_some(()) }
+    })
+    .await;
+    stop.store(true, Ordering::SeqCst);
+    let mut total: HashMap<String, usize> = HashMap::new();
+    for w in workers {
+        for (k, v) in w.await.unwrap() {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    let failed: usize = total
+        .iter()
+        .filter(|(k, _)| k.starts_with("status"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(failed, 0, "failed requests during route changes: {total:?}");
+    assert!(total["blue"] >= 200 && total["green"] >= 100, "{total:?}");
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests() {
+    let s = Server::dev().await;
+    let mut gw = Gateway::start(&s);
+    let slow = Backend::with_delay("slow", Duration::from_millis(1500));
+    register(&s, "slow", "s1", &slow, &[], 100).await;
+    route(&s, &gw, "slow", json!({"match": {}, "service": "slow"})).await;
+    gw.wait_endpoints("slow", &[], 1).await;
+    let http = reqwest::Client::new();
+    let in_flight: Vec<_> = (0..5)
+        .map(|_| {
+            let req = http.get(gw.url("/slow"));
+            tokio::spawn(async move {
+                let resp = req.send().await.expect("in-flight request completes");
+                (
+                    resp.status().as_u16(),
+                    resp.text().await.unwrap_or_default(),
+                )
+            })
+        })
+        .collect();
+    eventually(Duration::from_secs(10), "requests in flight", || {
+        let hits = slow.hits();
+        async move { (hits == 5).then_some(()) }
+    })
+    .await;
+    let status = tokio::task::spawn_blocking(move || {
+        let status = gw.terminate();
+        (status, gw)
+    });
+    for r in in_flight {
+        let (st, body) = r.await.unwrap();
+        assert_eq!(st, 200, "{body}");
+    }
+    let (status, gw) = status.await.unwrap();
+    assert!(status.success(), "gateway exit: {status:?}");
+    // Nothing listens any more.
+    assert!(std::net::TcpStream::connect(gw.addr()).is_err());
+}
+
+#[tokio::test]
+async fn upgrades_tunnel_both_ways() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b = Backend::start("echo");
+    register(&s, "echo", "e1", &b, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "echo",
+        json!({"match": {"path_prefix": "/ws"}, "service": "echo"}),
+    )
+    .await;
+    gw.wait_endpoints("echo", &[], 1).await;
+    let addr = gw.addr();
+    let (head, echoed) = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        stream
+            .write_all(b"GET /ws HTTP/1.1\r\nHost: echo.local\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("response head");
+            head.push(byte[0]);
+        }
+        let mut echoed = Vec::new();
+        for msg in [&b"ping"[..], b"second message"] {
+            stream.write_all(msg).unwrap();
+            let mut buf = vec![0u8; msg.len()];
+            stream.read_exact(&mut buf).expect("echo");
+            echoed.push(String::from_utf8(buf).unwrap());
+        }
+        (String::from_utf8(head).unwrap(), echoed)
+    })
+    .await
+    .unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: echo"),
+        "{head}"
+    );
+    assert_eq!(echoed, ["ping", "second message"]);
+}
+
+#[tokio::test]
+async fn grpc_unary_and_streaming_over_h2c() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let grpc = crate::endpoints::GrpcEndpoint::start().await;
+    grpc.reporter
+        .set_service_status("concord.Test", tonic_health::ServingStatus::Serving)
+        .await;
+    let (st, _, b) = call(
+        Method::PUT,
+        &s.url("/v1/services/health-grpc/instances/g1"),
+        Some(json!({"address": "127.0.0.1", "port": grpc.addr.port()})),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    route(
+        &s,
+        &gw,
+        "grpc",
+        json!({"match": {"path_prefix": "/grpc.health.v1.Health"},
+        "service": "health-grpc"}),
+    )
+    .await;
+    gw.wait_endpoints("health-grpc", &[], 1).await;
+
+    let channel = tonic::transport::Channel::from_shared(gw.url(""))
+        .unwrap()
+        .connect()
+        .await
+        .expect("h2c to the gateway");
+    let mut client = HealthClient::new(channel);
+    let check = |service: &str| {
+        tonic::Request::new(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+    };
+    let resp = client
+        .check(check("concord.Test"))
+        .await
+        .expect("unary call");
+    assert_eq!(resp.into_inner().status, ServingStatus::Serving as i32);
+    // A gRPC error arrives as a status in trailers-only headers.
+    let err = client.check(check("nope")).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+
+    // Server streaming: the watch sends the current status, then each change.
+    let mut watch = client
+        .watch(check("concord.Test"))
+        .await
+        .expect("streaming call")
+        .into_inner();
+    let first = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("first message in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    grpc.reporter
+        .set_service_status("concord.Test", tonic_health::ServingStatus::NotServing)
+        .await;
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("second message in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+}
+
+#[tokio::test]
+async fn dev_runs_a_gateway_beside_the_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .args(["dev", "--addr", "127.0.0.1:0", "--peer-addr", "127.0.0.1:0"])
+        .args(["--gateway-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(tmp.path().join("data"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn concord dev");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if let Some(rest) = line.strip_prefix("concord listening: client=") {
+                let _ = tx.send(("node", rest.split_whitespace().next().unwrap().to_owned()));
+            } else if let Some(rest) = line.strip_prefix("concord gateway listening: ") {
+                let _ = tx.send((
+                    "gateway",
+                    rest.split_whitespace().next().unwrap().to_owned(),
+                ));
+            }
+        }
+    });
+    let mut urls = HashMap::new();
+    while urls.len() < 2 {
+        let (what, url) = rx
+            .recv_timeout(START_DEADLINE)
+            .expect("both listening lines");
+        urls.insert(what, url);
+    }
+    let node = urls["node"].clone();
+    let gateway = urls["gateway"].clone();
+    let b = Backend::start("beside");
+    eventually(START_DEADLINE, "the dev node and its gateway route", || {
+        let (node, gateway, port) = (node.clone(), gateway.clone(), b.addr.port());
+        async move {
+            call(
+                Method::PUT,
+                &format!("{node}/v1/services/beside/instances/b1"),
+                Some(json!({"address": "127.0.0.1", "port": port})),
+            )
+            .await;
+            call(
+                Method::PUT,
+                &format!("{node}/v1/gateway/routes/beside"),
+                Some(json!({"match": {}, "service": "beside"})),
+            )
+            .await;
+            let resp = reqwest::get(format!("{gateway}/x")).await.ok()?;
+            (backend_of(resp.headers()) == "beside").then_some(())
+        }
+    })
+    .await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "dev did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[tokio::test]
+async fn keeps_serving_the_last_good_state_when_concord_is_down() {
+    let mut s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b = Backend::start("steady");
+    register(&s, "steady", "s1", &b, &[], 100).await;
+    route(&s, &gw, "steady", json!({"match": {}, "service": "steady"})).await;
+    gw.wait_endpoints("steady", &[], 1).await;
+    s.kill9();
+    let counts = spread(&gw, "/", 40, 2).await;
+    assert_eq!(counts.get("steady"), Some(&40), "{counts:?}");
+    let routes = gw.admin_json("/admin/routes").await;
+    assert_eq!(routes["routes"][0]["name"], "steady");
+}
