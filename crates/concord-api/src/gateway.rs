@@ -1,7 +1,8 @@
 //! Gateway routes as stored in Concord and pushed to every gateway.
 //!
 //! Only `match` and one of `service` / `split` are required; every other part is
-//! optional and the gateway applies the documented defaults (docs/gateway.md).
+//! optional and the gateway applies the documented defaults (docs/gateway.md,
+//! and `concord_gateway::route`).
 //! Unknown fields are refused everywhere so a typo never silently changes routing.
 
 use std::collections::BTreeMap;
