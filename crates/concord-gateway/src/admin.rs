@@ -101,8 +101,11 @@ impl Admin {
         json!({"revision": snapshot.revision, "loaded": snapshot.loaded, "routes": routes})
     }
 
-    /// Targets with their endpoints and balancers.
+    /// Targets with their endpoints, balancers and the circuit breakers
+    /// routes keep for them.
     pub fn upstreams(&self) -> Value {
+        let snapshot = self.shared.load();
+        let now = std::time::Instant::now();
         let upstreams: Vec<Value> = self
             .upstreams
             .list()
@@ -124,6 +127,18 @@ impl Admin {
                         json!({"policy": policy.as_str(), "endpoints": stats})
                     })
                     .collect();
+                let breakers: Vec<Value> = snapshot
+                    .table
+                    .routes()
+                    .iter()
+                    .flat_map(|r| r.targets.iter().map(move |t| (r, t)))
+                    .filter(|(_, t)| t.key == u.key)
+                    .filter_map(|(r, t)| {
+                        let b = t.breaker.as_ref()?;
+                        Some(json!({"route": r.name, "state": b.state(now).as_str(),
+                                    "in_flight": b.in_flight()}))
+                    })
+                    .collect();
                 json!({
                     "namespace": u.key.namespace,
                     "service": u.key.service,
@@ -132,6 +147,7 @@ impl Admin {
                     "revision": revision,
                     "endpoints": *endpoints,
                     "balancers": balancers,
+                    "circuit_breakers": breakers,
                 })
             })
             .collect();

@@ -10,7 +10,8 @@
 //!    applies its rate limit ([`rate_limit`]), rewrites the path and headers
 //!    ([`headers`]), picks a split target by weight and an endpoint with the
 //!    target's `concord_balance::Balancer`, and forwards with per-try and total
-//!    deadlines and retries ([`retry`]).
+//!    deadlines and retries ([`retry`]), through the target's circuit breaker
+//!    when the route has one ([`circuit_breaker`]).
 //! 3. [`discovery`] runs in the background: it lists routes and follows the
 //!    route watch, and for every target a route uses it follows that service's
 //!    watch and re-reads its passing instances into the balancers
@@ -26,6 +27,7 @@
 
 pub mod admin;
 pub mod body;
+pub mod circuit_breaker;
 pub mod client;
 pub mod config;
 pub mod discovery;

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::circuit_breaker::BreakerState;
+
 /// Labels of a finished request. `route` and `service` are empty when no
 /// route matched.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,6 +41,15 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of a route target's circuit breaker.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabels {
+    /// Route name.
+    pub route: String,
+    /// The target, `namespace/service[tags]`.
+    pub target: String,
+}
+
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~6.5 s
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
@@ -58,6 +69,8 @@ pub struct Metrics {
     pub rate_limited: Family<RouteLabels, Counter>,
     /// Client connections open now.
     pub active_connections: Gauge,
+    /// Circuit breaker state by route and target: 0 closed, 1 open, 2 half-open.
+    pub breaker_state: Family<BreakerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -78,6 +91,7 @@ impl Metrics {
         let retries = Family::<RouteLabels, Counter>::default();
         let rate_limited = Family::<RouteLabels, Counter>::default();
         let active_connections = Gauge::default();
+        let breaker_state = Family::<BreakerLabels, Gauge>::default();
         registry.register(
             "requests",
             "Requests by route, service and status",
@@ -99,7 +113,13 @@ impl Metrics {
             "Client connections open now",
             active_connections.clone(),
         );
+        registry.register(
+            "circuit_breaker_state",
+            "Circuit breaker state by route and target: 0 closed, 1 open, 2 half-open",
+            breaker_state.clone(),
+        );
         Metrics {
+            breaker_state,
             registry,
             requests,
             upstream_latency,
@@ -146,6 +166,16 @@ impl Metrics {
                 route: route.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets a breaker's state gauge.
+    pub fn breaker(&self, route: &str, target: &str, state: BreakerState) {
+        self.breaker_state
+            .get_or_create(&BreakerLabels {
+                route: route.to_owned(),
+                target: target.to_owned(),
+            })
+            .set(state.gauge());
     }
 
     /// The OpenMetrics text exposition.

@@ -8,6 +8,8 @@
 //! | 404 | `no_route` | no route matches |
 //! | 503 | `unavailable` | routes not loaded from Concord yet |
 //! | 503 | `no_endpoint` | no passing instance (and no `fallback`) |
+//! | 503 | `circuit_open` | the target's circuit breaker is open (and no `fallback`) |
+//! | 503 | `concurrency_limit` | the target's `max_concurrent` requests are in flight |
 //! | 429 | `rate_limited` | the route's rate limit (with `Retry-After`) |
 //! | 502 | `bad_gateway` | connect failure or broken connection, retries exhausted |
 //! | 504 | `gateway_timeout` | per-try or total timeout |
@@ -27,6 +29,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use crate::body::{Body, boxed, full};
+use crate::circuit_breaker::{Permit, Refused};
 use crate::client::{ClientCache, HttpClient};
 use crate::error::error_response;
 use crate::headers::{self, X_REQUEST_ID};
@@ -183,10 +186,19 @@ impl Proxy {
             let Some((target, pick)) = route.pick(hash, avoid.as_deref()) else {
                 return last_failure.unwrap_or_else(|| no_endpoint(route));
             };
+            let permit = match self.admit(route, target) {
+                Ok(permit) => permit,
+                Err(refused) => {
+                    trace.service.clone_from(&target.key.service);
+                    return last_failure
+                        .unwrap_or_else(|| refused_response(route, target, refused));
+                }
+            };
             trace.attempts += 1;
             trace.service.clone_from(&target.key.service);
             trace.upstream.clone_from(&pick.endpoint.addr);
-            let failed = match self.attempt(route, target, pick, http, &mut out).await {
+            let attempt = self.attempt(route, target, pick, permit, http, &mut out);
+            let failed = match attempt.await {
                 Ok(response) => return response,
                 Err(failed) => failed,
             };
@@ -206,12 +218,46 @@ impl Proxy {
         }
     }
 
+    /// Passes the target's circuit breaker, when the route has one.
+    fn admit<'t>(
+        &self,
+        route: &Route,
+        target: &'t RouteTarget,
+    ) -> Result<Option<Permit<'t>>, Refused> {
+        let Some(breaker) = &target.breaker else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        let admitted = breaker.admit(now);
+        let state = breaker.state(now);
+        self.metrics
+            .breaker(&route.name, &target.key.to_string(), state);
+        admitted.map(Some)
+    }
+
+    /// Reports an attempt's outcome to the target's circuit breaker.
+    fn settle(
+        &self,
+        route: &Route,
+        target: &RouteTarget,
+        permit: Option<Permit<'_>>,
+        failed: bool,
+        latency: std::time::Duration,
+    ) {
+        if let (Some(breaker), Some(permit)) = (&target.breaker, permit) {
+            let state = breaker.record(permit, failed, latency, Instant::now());
+            self.metrics
+                .breaker(&route.name, &target.key.to_string(), state);
+        }
+    }
+
     /// One try against the picked endpoint, within the per-try timeout.
     async fn attempt(
         &self,
         route: &Route,
         target: &RouteTarget,
         pick: Pick,
+        permit: Option<Permit<'_>>,
         http: &HttpClient,
         out: &mut Outbound,
     ) -> Result<Response<Body>, Failed> {
@@ -226,6 +272,7 @@ impl Proxy {
                 route.name, pick.endpoint.id, target.key.service, pick.endpoint.addr
             );
             let response = error_response(StatusCode::BAD_GATEWAY, "bad_gateway", reason);
+            self.settle(route, target, permit, true, std::time::Duration::ZERO);
             return Err(failed(Failure::ConnectFailure, response));
         };
         let started = Instant::now();
@@ -244,6 +291,7 @@ impl Proxy {
                 let ok = !resp.status().is_server_error();
                 let response = respond(route, resp, out.upgrade.take());
                 pick.finish(latency, ok);
+                self.settle(route, target, permit, !ok, latency);
                 return Ok(response);
             }
             Ok(Ok(resp)) => (
@@ -281,6 +329,9 @@ impl Proxy {
         };
         let failed = failed(failure, response);
         pick.finish(latency, false);
+        // A retried 4xx is the client's doing, not the service failing.
+        let service_failed = !matches!(failure, Failure::Status(s) if s < 500);
+        self.settle(route, target, permit, service_failed, latency);
         Err(failed)
     }
 }
@@ -488,6 +539,32 @@ fn no_endpoint(route: &Route) -> Response<Body> {
             ),
         )
     })
+}
+
+/// The target's circuit breaker refused the request: an open breaker answers
+/// with the route's fallback or 503 `circuit_open`; a full concurrency cap
+/// with 503 `concurrency_limit`.
+fn refused_response(route: &Route, target: &RouteTarget, refused: Refused) -> Response<Body> {
+    match refused {
+        Refused::Open => route.fallback_response().unwrap_or_else(|| {
+            error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "circuit_open",
+                format!(
+                    "route {}: the circuit breaker for {} is open after too many failures; try again shortly",
+                    route.name, target.key
+                ),
+            )
+        }),
+        Refused::Concurrency => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "concurrency_limit",
+            format!(
+                "route {}: {} already has its maximum of concurrent requests in flight",
+                route.name, target.key
+            ),
+        ),
+    }
 }
 
 /// 429 with `Retry-After`.

@@ -13,6 +13,7 @@
 //! | `rate_limit.burst` | the rate, rounded up (at least 1) |
 //! | `rate_limit.key` | `route` |
 //! | `fallback.content_type` | `text/plain` |
+//! | `circuit_breaker.*` | see [`crate::circuit_breaker`] |
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use rand::Rng;
 
 use crate::body::{Body, full};
+use crate::circuit_breaker::{BreakerConfig, CircuitBreaker};
 use crate::error::RouteError;
 use crate::headers::HeaderRules;
 use crate::matching::{Matcher, PathMatch, RequestView};
@@ -86,6 +88,9 @@ pub struct RouteTarget {
     pub weight: u32,
     /// Chooses among the target's passing instances.
     pub balancer: Arc<Balancer>,
+    /// The route's circuit breaker for this target, when the route has one.
+    /// It lives as long as the compiled route: a route change starts it closed.
+    pub breaker: Option<CircuitBreaker>,
 }
 
 /// What the hash policies hash.
@@ -259,11 +264,13 @@ impl Route {
                 .map_err(|e| RouteError::invalid("lb", e))?,
             None => Policy::default(),
         };
+        let breaker = spec.circuit_breaker.as_ref().map(BreakerConfig::from_spec);
         let targets: Vec<RouteTarget> = targets_of(spec)
             .into_iter()
             .filter(|(_, weight)| *weight > 0)
             .map(|(key, weight)| RouteTarget {
                 balancer: balancer_for(&key, policy),
+                breaker: breaker.clone().map(CircuitBreaker::new),
                 key,
                 weight,
             })

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -154,6 +154,8 @@ struct BackendState {
     name: String,
     delay: Duration,
     hits: AtomicUsize,
+    /// Answer 500 to everything while set.
+    failing: AtomicBool,
 }
 
 /// An HTTP backend on its own runtime and thread, so killing it closes every
@@ -180,6 +182,7 @@ impl Backend {
             name: name.to_owned(),
             delay,
             hits: AtomicUsize::new(0),
+            failing: AtomicBool::new(false),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = Router::new()
@@ -212,6 +215,11 @@ impl Backend {
         self.state.hits.load(Ordering::SeqCst)
     }
 
+    /// Makes every answer a 500 (or not).
+    fn set_failing(&self, failing: bool) {
+        self.state.failing.store(failing, Ordering::SeqCst);
+    }
+
     /// Stops answering and closes every connection.
     fn kill(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -242,6 +250,14 @@ async fn answer(
     }
     if !st.delay.is_zero() {
         tokio::time::sleep(st.delay).await;
+    }
+    if st.failing.load(Ordering::SeqCst) {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            [("x-backend", st.name.clone())],
+            "failing",
+        )
+            .into_response();
     }
     let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in req.headers() {
@@ -1214,4 +1230,73 @@ async fn keeps_serving_the_last_good_state_when_concord_is_down() {
     assert_eq!(counts.get("steady"), Some(&40), "{counts:?}");
     let routes = gw.admin_json("/admin/routes").await;
     assert_eq!(routes["routes"][0]["name"], "steady");
+}
+
+/// The breaker state routes keep for `service`'s target, from `/admin/upstreams`.
+async fn breaker_state(gw: &Gateway, service: &str) -> String {
+    let ups = gw.admin_json("/admin/upstreams").await;
+    let u = ups["upstreams"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["service"] == service))
+        .cloned()
+        .unwrap_or(Value::Null);
+    u["circuit_breakers"][0]["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_failing_service_opens_the_circuit_breaker_until_trials_succeed() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b1 = Backend::start("flaky-1");
+    b1.set_failing(true);
+    register(&s, "flaky", "f1", &b1, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "cb",
+        json!({"match": {"path_prefix": "/cb"}, "service": "flaky",
+               "circuit_breaker": {"min_requests": 5, "window_secs": 10,
+                                   "open_secs": 2, "half_open_requests": 2}}),
+    )
+    .await;
+    gw.wait_endpoints("flaky", &[], 1).await;
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let (st, _, _, _) = send(http.get(gw.url("/cb"))).await;
+        assert_eq!(st, 500);
+    }
+    assert_eq!(b1.hits(), 5);
+    // Open: answered by the gateway, the service is not contacted.
+    for _ in 0..10 {
+        let (st, _, b, _) = send(http.get(gw.url("/cb"))).await;
+        assert_eq!(st, 503, "{b}");
+        assert_eq!(b["error"]["code"], "circuit_open");
+    }
+    assert_eq!(b1.hits(), 5);
+    assert_eq!(breaker_state(&gw, "flaky").await, "open");
+    let (_, _, _, metrics) = send(http.get(format!("{}/metrics", gw.admin))).await;
+    assert!(
+        metrics.contains(
+            "concord_gateway_circuit_breaker_state{route=\"cb\",target=\"default/flaky\"} 1"
+        ),
+        "{metrics}"
+    );
+
+    // Healthy again; after open_secs the half-open trials close it.
+    b1.set_failing(false);
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(breaker_state(&gw, "flaky").await, "half_open");
+    for _ in 0..2 {
+        let (st, h, _, _) = send(http.get(gw.url("/cb"))).await;
+        assert_eq!((st, backend_of(&h).as_str()), (200, "flaky-1"));
+    }
+    assert_eq!(breaker_state(&gw, "flaky").await, "closed");
+    for _ in 0..10 {
+        let (st, _, _, _) = send(http.get(gw.url("/cb"))).await;
+        assert_eq!(st, 200);
+    }
+    assert_eq!(b1.hits(), 17);
 }
