@@ -145,6 +145,22 @@ impl Balancer {
         ))
     }
 
+    /// How many endpoints the current set can choose from (weight above
+    /// zero); what a pick sees, for policies layered on top such as outlier
+    /// ejection's cap on the share of ejected endpoints.
+    pub fn len(&self) -> usize {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .members
+            .len()
+    }
+
+    /// Whether no endpoint can be chosen (see [`len`](Balancer::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The current load of endpoint `id`, if it is in the set (weight 0
     /// included); for metrics and debugging, not the request path.
     pub fn stats(&self, id: &str) -> Option<EndpointStats> {

@@ -101,8 +101,8 @@ impl Admin {
         json!({"revision": snapshot.revision, "loaded": snapshot.loaded, "routes": routes})
     }
 
-    /// Targets with their endpoints, balancers and the circuit breakers
-    /// routes keep for them.
+    /// Targets with their endpoints, balancers, and the circuit breakers and
+    /// outlier ejections routes keep for them.
     pub fn upstreams(&self) -> Value {
         let snapshot = self.shared.load();
         let now = std::time::Instant::now();
@@ -139,6 +139,21 @@ impl Admin {
                                     "in_flight": b.in_flight()}))
                     })
                     .collect();
+                let ejections: Vec<Value> = snapshot
+                    .table
+                    .routes()
+                    .iter()
+                    .flat_map(|r| r.targets.iter().map(move |t| (r, t)))
+                    .filter(|(_, t)| t.key == u.key)
+                    .filter_map(|(r, t)| Some((r, t.outlier.as_ref()?)))
+                    .flat_map(|(r, o)| {
+                        o.ejections(now).into_iter().map(move |e| {
+                            json!({"route": r.name, "endpoint": e.endpoint,
+                                   "remaining_ms": e.remaining.as_millis() as u64,
+                                   "times_ejected": e.times_ejected})
+                        })
+                    })
+                    .collect();
                 json!({
                     "namespace": u.key.namespace,
                     "service": u.key.service,
@@ -148,6 +163,7 @@ impl Admin {
                     "endpoints": *endpoints,
                     "balancers": balancers,
                     "circuit_breakers": breakers,
+                    "ejections": ejections,
                 })
             })
             .collect();

@@ -22,14 +22,14 @@ use std::time::Duration;
 
 use concord_api::gateway::{RouteEventKind, StoredRoute};
 use concord_api::registry::InstanceFilter;
-use concord_balance::{Balancer, Policy};
+use concord_balance::Policy;
 use concord_client::{Client, ClientError, WatchEvent};
 use futures::{FutureExt, StreamExt};
 use rand::Rng;
 
 use crate::config::GatewayConfig;
 use crate::matching::RouteTable;
-use crate::route::{Route, TargetKey};
+use crate::route::{Route, TargetKey, TargetSource};
 use crate::state::{Shared, Snapshot};
 use crate::upstream::{Upstream, Upstreams, endpoint_of};
 
@@ -249,7 +249,7 @@ impl Discovery {
             let upstreams = &self.upstreams;
             let client = &self.client;
             let config = &self.config;
-            let mut balancer_for = |key: &TargetKey, policy: Policy| -> Arc<Balancer> {
+            let mut source_for = |key: &TargetKey, policy: Policy| -> TargetSource {
                 let (upstream, new) = upstreams.get_or_insert(key);
                 if new {
                     spawn_follower(client, Arc::clone(&upstream), config);
@@ -257,7 +257,10 @@ impl Discovery {
                 if !upstream.is_loaded() {
                     warming.push(Arc::clone(&upstream));
                 }
-                upstream.balancer(policy)
+                TargetSource {
+                    balancer: upstream.balancer(policy),
+                    endpoints: upstream,
+                }
             };
             for (name, stored) in &self.routes {
                 if let Some(old) = self.compiled.get(name)
@@ -267,7 +270,7 @@ impl Discovery {
                     compiled.insert(name.clone(), Arc::clone(old));
                     continue;
                 }
-                match Route::compile(stored, &mut balancer_for) {
+                match Route::compile(stored, &mut source_for) {
                     Ok(route) => {
                         compiled.insert(name.clone(), Arc::new(route));
                     }

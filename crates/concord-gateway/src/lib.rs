@@ -11,7 +11,9 @@
 //!    ([`headers`]), picks a split target by weight and an endpoint with the
 //!    target's `concord_balance::Balancer`, and forwards with per-try and total
 //!    deadlines and retries ([`retry`]), through the target's circuit breaker
-//!    when the route has one ([`circuit_breaker`]).
+//!    when the route has one ([`circuit_breaker`]), skipping endpoints its
+//!    outlier detection has ejected ([`outlier`]) and keeping clients with a
+//!    sticky cookie on their endpoint ([`sticky`]).
 //! 3. [`discovery`] runs in the background: it lists routes and follows the
 //!    route watch, and for every target a route uses it follows that service's
 //!    watch and re-reads its passing instances into the balancers
@@ -35,12 +37,14 @@ pub mod error;
 pub mod headers;
 pub mod matching;
 pub mod metrics;
+pub mod outlier;
 pub mod proxy;
 pub mod rate_limit;
 pub mod retry;
 pub mod route;
 pub mod server;
 pub mod state;
+pub mod sticky;
 pub mod upstream;
 
 pub use config::GatewayConfig;

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub active_connections: Gauge,
     /// Circuit breaker state by route and target: 0 closed, 1 open, 2 half-open.
     pub breaker_state: Family<BreakerLabels, Gauge>,
+    /// Endpoints ejected by outlier detection, by route.
+    pub ejections: Family<RouteLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -92,6 +94,7 @@ impl Metrics {
         let rate_limited = Family::<RouteLabels, Counter>::default();
         let active_connections = Gauge::default();
         let breaker_state = Family::<BreakerLabels, Gauge>::default();
+        let ejections = Family::<RouteLabels, Counter>::default();
         registry.register(
             "requests",
             "Requests by route, service and status",
@@ -118,8 +121,14 @@ impl Metrics {
             "Circuit breaker state by route and target: 0 closed, 1 open, 2 half-open",
             breaker_state.clone(),
         );
+        registry.register(
+            "ejections",
+            "Endpoints ejected by a route's outlier detection",
+            ejections.clone(),
+        );
         Metrics {
             breaker_state,
+            ejections,
             registry,
             requests,
             upstream_latency,
@@ -162,6 +171,15 @@ impl Metrics {
     /// Counts a rate-limited request.
     pub fn limited(&self, route: &str) {
         self.rate_limited
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts an outlier ejection.
+    pub fn ejected(&self, route: &str) {
+        self.ejections
             .get_or_create(&RouteLabels {
                 route: route.to_owned(),
             })

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use concord_balance::Pick;
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
@@ -37,8 +36,9 @@ use crate::matching::RequestView;
 use crate::metrics::Metrics;
 use crate::rate_limit::retry_after_secs;
 use crate::retry::{Failure, MAX_REPLAY_BODY, backoff};
-use crate::route::{Route, RouteTarget};
+use crate::route::{Chosen, Route, RouteTarget, cookie};
 use crate::state::{Shared, Snapshot};
+use crate::sticky;
 
 /// Handles every proxied request.
 #[derive(Debug)]
@@ -143,8 +143,14 @@ impl Proxy {
         } else {
             None
         };
+        let sticky = route
+            .sticky
+            .as_ref()
+            .and_then(|s| cookie(req.headers(), &s.cookie))
+            .map(str::to_owned);
         let total = route.timeouts.total;
-        let forward = self.forward(route, req, client, request_id, hash, trace);
+        let steer = Steer { hash, sticky };
+        let forward = self.forward(route, req, client, request_id, steer, trace);
         match tokio::time::timeout(total, forward).await {
             Ok(response) => response,
             Err(_) => error_response(
@@ -160,16 +166,19 @@ impl Proxy {
         }
     }
 
-    /// Attempts until one succeeds or retrying is no longer allowed.
+    /// Attempts until one succeeds or retrying is no longer allowed. The
+    /// first attempt goes where the sticky cookie says, when it names an
+    /// available endpoint.
     async fn forward(
         &self,
         route: &Route,
         req: Request<Incoming>,
         client: SocketAddr,
         request_id: &HeaderValue,
-        hash: Option<u64>,
+        steer: Steer,
         trace: &mut Trace,
     ) -> Response<Body> {
+        let Steer { hash, sticky } = steer;
         let mut out = match Outbound::prepare(route, req, client, request_id).await {
             Ok(out) => out,
             Err(response) => return response,
@@ -182,8 +191,13 @@ impl Proxy {
         };
         let mut avoid: Option<String> = None;
         let mut last_failure: Option<Response<Body>> = None;
+        let mut pinned = sticky.as_deref().and_then(|token| route.pick_sticky(token));
         loop {
-            let Some((target, pick)) = route.pick(hash, avoid.as_deref()) else {
+            let chosen = pinned.take().or_else(|| {
+                let (target, pick) = route.pick(hash, avoid.as_deref())?;
+                Some((target, Chosen::Balanced(pick)))
+            });
+            let Some((target, pick)) = chosen else {
                 return last_failure.unwrap_or_else(|| no_endpoint(route));
             };
             let permit = match self.admit(route, target) {
@@ -196,10 +210,14 @@ impl Proxy {
             };
             trace.attempts += 1;
             trace.service.clone_from(&target.key.service);
-            trace.upstream.clone_from(&pick.endpoint.addr);
+            trace.upstream.clone_from(&pick.endpoint().addr);
+            let token = route
+                .sticky
+                .as_ref()
+                .map(|_| sticky::token(&pick.endpoint().id));
             let attempt = self.attempt(route, target, pick, permit, http, &mut out);
             let failed = match attempt.await {
-                Ok(response) => return response,
+                Ok(response) => return set_sticky(route, response, sticky, token),
                 Err(failed) => failed,
             };
             let retry_number = trace.attempts;
@@ -235,15 +253,24 @@ impl Proxy {
         admitted.map(Some)
     }
 
-    /// Reports an attempt's outcome to the target's circuit breaker.
+    /// Reports an attempt's outcome on `endpoint` to the target's circuit
+    /// breaker and outlier detector.
     fn settle(
         &self,
         route: &Route,
         target: &RouteTarget,
+        endpoint: &str,
         permit: Option<Permit<'_>>,
         failed: bool,
         latency: std::time::Duration,
     ) {
+        if let Some(outlier) = &target.outlier {
+            let endpoints = target.balancer.len();
+            if outlier.record(endpoint, failed, endpoints, Instant::now()) {
+                tracing::info!(route = %route.name, target = %target.key, endpoint, "outlier ejected");
+                self.metrics.ejected(&route.name);
+            }
+        }
         if let (Some(breaker), Some(permit)) = (&target.breaker, permit) {
             let state = breaker.record(permit, failed, latency, Instant::now());
             self.metrics
@@ -256,7 +283,7 @@ impl Proxy {
         &self,
         route: &Route,
         target: &RouteTarget,
-        pick: Pick,
+        pick: Chosen,
         permit: Option<Permit<'_>>,
         http: &HttpClient,
         out: &mut Outbound,
@@ -264,15 +291,23 @@ impl Proxy {
         let failed = |failure, response| Failed {
             failure,
             response,
-            endpoint: pick.endpoint.id.clone(),
+            endpoint: pick.endpoint().id.clone(),
         };
-        let Some(request) = out.request_to(&pick.endpoint.addr) else {
+        let endpoint = pick.endpoint();
+        let Some(request) = out.request_to(&endpoint.addr) else {
             let reason = format!(
                 "route {}: instance {} of {} has an unusable address {:?}",
-                route.name, pick.endpoint.id, target.key.service, pick.endpoint.addr
+                route.name, endpoint.id, target.key.service, endpoint.addr
             );
             let response = error_response(StatusCode::BAD_GATEWAY, "bad_gateway", reason);
-            self.settle(route, target, permit, true, std::time::Duration::ZERO);
+            self.settle(
+                route,
+                target,
+                &endpoint.id,
+                permit,
+                true,
+                std::time::Duration::ZERO,
+            );
             return Err(failed(Failure::ConnectFailure, response));
         };
         let started = Instant::now();
@@ -283,15 +318,15 @@ impl Proxy {
         let where_ = || {
             format!(
                 "route {}: {} instance {} at {}",
-                route.name, target.key.service, pick.endpoint.id, pick.endpoint.addr
+                route.name, target.key.service, endpoint.id, endpoint.addr
             )
         };
         let (failure, response) = match result {
             Ok(Ok(resp)) if !route.retry.retries_status(resp.status().as_u16()) => {
                 let ok = !resp.status().is_server_error();
                 let response = respond(route, resp, out.upgrade.take());
+                self.settle(route, target, &endpoint.id, permit, !ok, latency);
                 pick.finish(latency, ok);
-                self.settle(route, target, permit, !ok, latency);
                 return Ok(response);
             }
             Ok(Ok(resp)) => (
@@ -328,12 +363,20 @@ impl Proxy {
             ),
         };
         let failed = failed(failure, response);
-        pick.finish(latency, false);
         // A retried 4xx is the client's doing, not the service failing.
         let service_failed = !matches!(failure, Failure::Status(s) if s < 500);
-        self.settle(route, target, permit, service_failed, latency);
+        self.settle(route, target, &endpoint.id, permit, service_failed, latency);
+        pick.finish(latency, false);
         Err(failed)
     }
+}
+
+/// What steers the choice of endpoint besides the balancing policy.
+struct Steer {
+    /// The hash policies' key.
+    hash: Option<u64>,
+    /// The sticky cookie's token, as the client sent it.
+    sticky: Option<String>,
 }
 
 /// A failed attempt: why, what to answer if it is the last, and on which endpoint.
@@ -523,6 +566,23 @@ fn not_routed(snapshot: &Snapshot) -> Response<Body> {
             "the gateway has not loaded its routes from Concord yet; try again shortly",
         )
     }
+}
+
+/// Adds the sticky cookie for the endpoint that answered (`token`) unless
+/// the request's cookie (`sent`) already names it.
+fn set_sticky(
+    route: &Route,
+    mut response: Response<Body>,
+    sent: Option<String>,
+    token: Option<String>,
+) -> Response<Body> {
+    if let (Some(config), Some(token)) = (&route.sticky, token)
+        && sent.as_deref() != Some(token.as_str())
+        && let Some(value) = config.set_cookie(&token)
+    {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 /// No passing endpoint: the route's fallback, or 503.

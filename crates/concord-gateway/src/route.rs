@@ -14,13 +14,15 @@
 //! | `rate_limit.key` | `route` |
 //! | `fallback.content_type` | `text/plain` |
 //! | `circuit_breaker.*` | see [`crate::circuit_breaker`] |
+//! | `outlier.*` | see [`crate::outlier`] |
+//! | `sticky.ttl_secs` | none: a session cookie (see [`crate::sticky`]) |
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use concord_api::gateway::{Fallback, RouteSpec, StoredRoute};
-use concord_balance::{Balancer, Pick, Policy, hash_key};
+use concord_balance::{Balancer, Endpoint, Pick, Policy, hash_key};
 use http::header::HeaderName;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use rand::Rng;
@@ -30,8 +32,10 @@ use crate::circuit_breaker::{BreakerConfig, CircuitBreaker};
 use crate::error::RouteError;
 use crate::headers::HeaderRules;
 use crate::matching::{Matcher, PathMatch, RequestView};
+use crate::outlier::{OutlierConfig, OutlierDetector};
 use crate::rate_limit::RateLimiter;
 use crate::retry::{RetryBudget, RetryPolicy};
+use crate::sticky::{self, StickyConfig};
 
 /// Time to establish a TCP connection to an endpoint.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -79,6 +83,22 @@ impl std::fmt::Display for TargetKey {
     }
 }
 
+/// The endpoint list a target's balancers were last given, for choosing an
+/// endpoint by id (sticky sessions) rather than by policy.
+pub trait EndpointSource: std::fmt::Debug + Send + Sync {
+    /// The target's passing endpoints now.
+    fn endpoints(&self) -> Arc<Vec<Endpoint>>;
+}
+
+/// What discovery supplies for each target of a compiled route.
+#[derive(Debug)]
+pub struct TargetSource {
+    /// The balancer for the route's policy.
+    pub balancer: Arc<Balancer>,
+    /// The endpoints the balancer chooses among.
+    pub endpoints: Arc<dyn EndpointSource>,
+}
+
 /// A split target with its balancer.
 #[derive(Debug)]
 pub struct RouteTarget {
@@ -88,9 +108,62 @@ pub struct RouteTarget {
     pub weight: u32,
     /// Chooses among the target's passing instances.
     pub balancer: Arc<Balancer>,
+    /// The same instances, by id.
+    pub endpoints: Arc<dyn EndpointSource>,
     /// The route's circuit breaker for this target, when the route has one.
     /// It lives as long as the compiled route: a route change starts it closed.
     pub breaker: Option<CircuitBreaker>,
+    /// The route's outlier detector for this target, when the route has one;
+    /// like the breaker, a route change starts it with nothing ejected.
+    pub outlier: Option<OutlierDetector>,
+}
+
+impl RouteTarget {
+    /// Whether picks should skip endpoint `id` now.
+    fn is_ejected(&self, id: &str, now: Instant) -> bool {
+        self.outlier.as_ref().is_some_and(|o| o.is_ejected(id, now))
+    }
+
+    /// The passing, non-ejected endpoint whose sticky token is `token`.
+    fn sticky_endpoint(&self, token: &str, now: Instant) -> Option<Chosen> {
+        let endpoints = self.endpoints.endpoints();
+        let index = endpoints.iter().position(|e| {
+            e.weight > 0 && sticky::token(&e.id) == token && !self.is_ejected(&e.id, now)
+        })?;
+        Some(Chosen::Pinned { endpoints, index })
+    }
+}
+
+/// The endpoint an attempt goes to.
+#[derive(Debug)]
+pub enum Chosen {
+    /// Picked by the target's balancer, which counts it in flight.
+    Balanced(Pick),
+    /// Named by a sticky cookie; the balancer does not see it.
+    Pinned {
+        /// The target's endpoints when it was chosen.
+        endpoints: Arc<Vec<Endpoint>>,
+        /// Which one.
+        index: usize,
+    },
+}
+
+impl Chosen {
+    /// The endpoint.
+    pub fn endpoint(&self) -> &Endpoint {
+        match self {
+            Chosen::Balanced(pick) => &pick.endpoint,
+            Chosen::Pinned { endpoints, index } => &endpoints[*index],
+        }
+    }
+
+    /// Ends the attempt; a balanced pick learns its latency (see
+    /// [`Pick::finish`]).
+    pub fn finish(self, latency: Duration, success: bool) {
+        if let Chosen::Balanced(pick) = self {
+            pick.finish(latency, success);
+        }
+    }
 }
 
 /// What the hash policies hash.
@@ -225,6 +298,8 @@ pub struct Route {
     pub rate_limit: Option<RateLimiter>,
     /// The answer when no endpoint is available.
     pub fallback: Option<Fallback>,
+    /// Sticky sessions by cookie, if any.
+    pub sticky: Option<StickyConfig>,
 }
 
 /// The targets of a spec with their weights (zero weights included).
@@ -251,11 +326,11 @@ fn millis(ms: Option<u32>, default: Duration) -> Duration {
 }
 
 impl Route {
-    /// Compiles a stored route; `balancer_for` supplies (and starts
-    /// discovery for) the balancer of each target.
+    /// Compiles a stored route; `source_for` supplies (and starts
+    /// discovery for) the balancer and endpoints of each target.
     pub fn compile(
         stored: &StoredRoute,
-        balancer_for: &mut dyn FnMut(&TargetKey, Policy) -> Arc<Balancer>,
+        source_for: &mut dyn FnMut(&TargetKey, Policy) -> TargetSource,
     ) -> Result<Route, RouteError> {
         let spec = &stored.route;
         let policy = match &spec.lb {
@@ -265,14 +340,20 @@ impl Route {
             None => Policy::default(),
         };
         let breaker = spec.circuit_breaker.as_ref().map(BreakerConfig::from_spec);
+        let outlier = spec.outlier.as_ref().map(OutlierConfig::from_spec);
         let targets: Vec<RouteTarget> = targets_of(spec)
             .into_iter()
             .filter(|(_, weight)| *weight > 0)
-            .map(|(key, weight)| RouteTarget {
-                balancer: balancer_for(&key, policy),
-                breaker: breaker.clone().map(CircuitBreaker::new),
-                key,
-                weight,
+            .map(|(key, weight)| {
+                let source = source_for(&key, policy);
+                RouteTarget {
+                    balancer: source.balancer,
+                    endpoints: source.endpoints,
+                    breaker: breaker.clone().map(CircuitBreaker::new),
+                    outlier: outlier.clone().map(OutlierDetector::new),
+                    key,
+                    weight,
+                }
             })
             .collect();
         let total_weight = targets.iter().map(|t| u64::from(t.weight)).sum();
@@ -317,6 +398,7 @@ impl Route {
                 .map(RateLimiter::from_spec)
                 .transpose()?,
             fallback: spec.fallback.clone(),
+            sticky: spec.sticky.as_ref().map(StickyConfig::from_spec),
             spec: spec.clone(),
         })
     }
@@ -324,17 +406,29 @@ impl Route {
     /// Chooses a target by weight, then an endpoint with its balancer. A
     /// target without endpoints passes its turn to the others, so a split
     /// keeps working while one side is empty. `avoid` names an endpoint
-    /// that just failed: a retry tries a few picks to land elsewhere.
+    /// that just failed: a retry tries a few picks to land elsewhere. Picks
+    /// skip endpoints the target's outlier detector has ejected the same way.
     pub fn pick(&self, key: Option<u64>, avoid: Option<&str>) -> Option<(&RouteTarget, Pick)> {
         let first = self.weighted_index(rand::rng().random_range(0..self.total_weight.max(1)));
         let order = (0..self.targets.len()).map(|i| (first + i) % self.targets.len());
+        let now = Instant::now();
         for i in order {
             let target = &self.targets[i];
-            if let Some(pick) = pick_avoiding(&target.balancer, key, avoid) {
+            let ejected = |id: &str| target.is_ejected(id, now);
+            if let Some(pick) = pick_avoiding(&target.balancer, key, avoid, &ejected) {
                 return Some((target, pick));
             }
         }
         None
+    }
+
+    /// The endpoint a sticky cookie's `token` names, when some target still
+    /// has it passing and not ejected.
+    pub fn pick_sticky(&self, token: &str) -> Option<(&RouteTarget, Chosen)> {
+        let now = Instant::now();
+        self.targets
+            .iter()
+            .find_map(|t| Some((t, t.sticky_endpoint(token, now)?)))
     }
 
     /// The index of the target that owns `point` in `[0, total_weight)`.
@@ -367,17 +461,61 @@ impl Route {
     }
 }
 
-/// Up to three picks to find an endpoint other than `avoid`; the last pick
-/// is used when every one lands on it (a single-endpoint target).
-fn pick_avoiding(balancer: &Balancer, key: Option<u64>, avoid: Option<&str>) -> Option<Pick> {
-    let mut pick = balancer.pick(key)?;
-    for _ in 0..2 {
-        if avoid != Some(pick.endpoint.id.as_str()) {
-            break;
+/// Most picks one request makes to get past ejected endpoints.
+const MAX_PICKS: usize = 16;
+
+/// Picks until one lands on an endpoint that is neither `avoid` nor
+/// ejected: three picks, or one more than the target has endpoints (up to
+/// [`MAX_PICKS`]) when ejection is the obstacle, so round robin walks past
+/// every ejected endpoint. A hash policy given a key lands on the same
+/// endpoint every time, so it keeps its ejected endpoint. When none
+/// qualifies, an endpoint that is only `avoid` beats an ejected one, and an
+/// ejected one beats failing: a target whose endpoints are all ejected or
+/// avoided still serves (a single-endpoint target, an ejection cap of 100 %).
+fn pick_avoiding(
+    balancer: &Balancer,
+    key: Option<u64>,
+    avoid: Option<&str>,
+    ejected: &dyn Fn(&str) -> bool,
+) -> Option<Pick> {
+    let mut fallback: Option<(bool, Pick)> = None;
+    let mut picks = 0;
+    loop {
+        let pick = balancer.pick(key)?;
+        picks += 1;
+        let is_ejected = ejected(pick.endpoint.id.as_str());
+        if !is_ejected && avoid != Some(pick.endpoint.id.as_str()) {
+            return Some(pick);
         }
-        pick = balancer.pick(key)?;
+        let limit = if is_ejected {
+            (balancer.len() + 1).clamp(3, MAX_PICKS)
+        } else {
+            3
+        };
+        // Keep the better fallback: not ejected over ejected, later over earlier.
+        if fallback.as_ref().is_none_or(|(e, _)| *e || !is_ejected) {
+            fallback = Some((is_ejected, pick));
+        }
+        if picks >= limit {
+            return fallback.map(|(_, p)| p);
+        }
     }
-    Some(pick)
+}
+
+/// A target source with a fixed endpoint list, for unit tests.
+#[cfg(test)]
+pub(crate) fn fixed(balancer: Balancer, endpoints: Vec<Endpoint>) -> TargetSource {
+    #[derive(Debug)]
+    struct Fixed(Arc<Vec<Endpoint>>);
+    impl EndpointSource for Fixed {
+        fn endpoints(&self) -> Arc<Vec<Endpoint>> {
+            Arc::clone(&self.0)
+        }
+    }
+    TargetSource {
+        balancer: Arc::new(balancer),
+        endpoints: Arc::new(Fixed(Arc::new(endpoints))),
+    }
 }
 
 #[cfg(test)]

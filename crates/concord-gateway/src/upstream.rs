@@ -15,7 +15,7 @@ use concord_balance::{Balancer, Endpoint, Policy};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
-use crate::route::TargetKey;
+use crate::route::{EndpointSource, TargetKey};
 
 /// One target's endpoints and balancers.
 #[derive(Debug)]
@@ -47,6 +47,12 @@ pub fn endpoint_of(instance: &Instance) -> Endpoint {
         format!("{host}:{}", instance.port),
         instance.weight,
     )
+}
+
+impl EndpointSource for Upstream {
+    fn endpoints(&self) -> Arc<Vec<Endpoint>> {
+        Arc::clone(&self.lock().endpoints)
+    }
 }
 
 impl Upstream {

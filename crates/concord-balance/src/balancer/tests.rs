@@ -74,3 +74,13 @@ fn weight_zero_endpoints_keep_stats_but_leave_the_set() {
     assert_eq!(balancer.current().members.len(), 2);
     assert!(balancer.stats("c").is_some());
 }
+
+#[test]
+fn len_counts_the_endpoints_a_pick_can_choose() {
+    let balancer = seeded(Policy::RoundRobin);
+    assert_eq!((balancer.len(), balancer.is_empty()), (0, true));
+    let mut endpoints = three();
+    endpoints[2].weight = 0;
+    balancer.set_endpoints(endpoints).unwrap();
+    assert_eq!((balancer.len(), balancer.is_empty()), (2, false));
+}

@@ -6,7 +6,7 @@ use http::{Method, Request};
 use serde_json::{Value, json};
 
 use super::*;
-use crate::route::Route;
+use crate::route::{Route, fixed};
 
 fn route(name: &str, m: Value, priority: i32) -> Arc<Route> {
     let spec: RouteSpec =
@@ -16,7 +16,7 @@ fn route(name: &str, m: Value, priority: i32) -> Arc<Route> {
         route: spec,
         revision: 1,
     };
-    Arc::new(Route::compile(&stored, &mut |_, p| Arc::new(Balancer::new(p))).unwrap())
+    Arc::new(Route::compile(&stored, &mut |_, p| fixed(Balancer::new(p), Vec::new())).unwrap())
 }
 
 fn req(method: Method, uri: &str, headers: &[(&str, &str)]) -> Request<()> {

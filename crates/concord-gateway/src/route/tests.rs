@@ -17,7 +17,7 @@ fn compile(v: Value) -> Result<Route, RouteError> {
         route: spec(v),
         revision: 3,
     };
-    Route::compile(&stored, &mut |_, p| Arc::new(Balancer::new(p)))
+    Route::compile(&stored, &mut |_, p| fixed(Balancer::new(p), Vec::new()))
 }
 
 /// Compiles with one balancer per target, holding the given endpoints.
@@ -31,10 +31,11 @@ fn compile_with(v: Value, endpoints: &[(&str, Vec<Endpoint>)]) -> Route {
     };
     Route::compile(&stored, &mut |key, policy| {
         let b = Balancer::new(policy);
-        if let Some(eps) = by_service.get(key.service.as_str()) {
-            b.set_endpoints((*eps).clone()).unwrap();
-        }
-        Arc::new(b)
+        let eps = by_service
+            .get(key.service.as_str())
+            .map_or_else(Vec::new, |eps| (*eps).clone());
+        b.set_endpoints(eps.clone()).unwrap();
+        fixed(b, eps)
     })
     .unwrap()
 }
@@ -184,6 +185,58 @@ fn a_retry_avoids_the_endpoint_that_failed() {
     assert_eq!(single.pick(None, Some("a1")).unwrap().1.endpoint.id, "a1");
 }
 
+/// Fails endpoint `id` of the route's first target until it is ejected.
+fn eject(r: &Route, id: &str) {
+    let target = &r.targets[0];
+    let outlier = target
+        .outlier
+        .as_ref()
+        .expect("route has outlier detection");
+    let now = Instant::now();
+    let ejected = (0..10).any(|_| outlier.record(id, true, target.balancer.len(), now));
+    assert!(ejected && target.is_ejected(id, now));
+}
+
+#[test]
+fn picks_skip_ejected_endpoints() {
+    let three = vec![
+        Endpoint::new("a1", "127.0.0.1:1", 1),
+        Endpoint::new("a2", "127.0.0.1:2", 1),
+        Endpoint::new("a3", "127.0.0.1:3", 1),
+    ];
+    let r = compile_with(
+        json!({"match": {}, "service": "a", "lb": "round_robin",
+               "outlier": {"consecutive_failures": 2, "max_ejection_percent": 70}}),
+        &[("a", three)],
+    );
+    eject(&r, "a1");
+    eject(&r, "a2");
+    for _ in 0..30 {
+        assert_eq!(r.pick(None, None).unwrap().1.endpoint.id, "a3");
+    }
+    // Ejected or avoided everywhere: an endpoint that is only avoided wins.
+    assert_eq!(r.pick(None, Some("a3")).unwrap().1.endpoint.id, "a3");
+}
+
+#[test]
+fn a_target_whose_endpoints_are_all_ejected_still_serves() {
+    let r = compile_with(
+        json!({"match": {}, "service": "a", "lb": "round_robin",
+               "outlier": {"consecutive_failures": 1, "max_ejection_percent": 100}}),
+        &[("a", vec![Endpoint::new("a1", "127.0.0.1:1", 1)])],
+    );
+    eject(&r, "a1");
+    assert_eq!(r.pick(None, None).unwrap().1.endpoint.id, "a1");
+}
+
+#[test]
+fn outlier_detection_is_only_on_when_the_route_sets_it() {
+    let r = compile(json!({"match": {}, "service": "a"})).unwrap();
+    assert!(r.targets[0].outlier.is_none());
+    let r = compile(json!({"match": {}, "service": "a", "outlier": {}})).unwrap();
+    assert!(r.targets[0].outlier.is_some());
+}
+
 #[test]
 fn hash_keys_come_from_the_request() {
     let req = Request::builder()
@@ -225,4 +278,36 @@ fn fallback_answers_with_its_body() {
             .fallback_response()
             .is_none()
     );
+}
+
+#[test]
+fn a_sticky_token_names_a_passing_endpoint_until_it_is_gone_or_ejected() {
+    let mut drained = Endpoint::new("a3", "127.0.0.1:3", 1);
+    drained.weight = 0;
+    let r = compile_with(
+        json!({"match": {}, "service": "a", "sticky": {"cookie": "srv", "ttl_secs": 60},
+               "outlier": {"consecutive_failures": 1, "max_ejection_percent": 50}}),
+        &[(
+            "a",
+            vec![
+                Endpoint::new("a1", "127.0.0.1:1", 1),
+                Endpoint::new("a2", "127.0.0.1:2", 1),
+                drained,
+            ],
+        )],
+    );
+    assert_eq!(
+        r.sticky,
+        Some(StickyConfig {
+            cookie: "srv".to_owned(),
+            ttl: Some(Duration::from_secs(60))
+        })
+    );
+    let pinned = |token: &str| r.pick_sticky(token).map(|(_, c)| c.endpoint().id.clone());
+    assert_eq!(pinned(&sticky::token("a2")).as_deref(), Some("a2"));
+    assert_eq!(pinned(&sticky::token("a3")), None, "weight 0");
+    assert_eq!(pinned(&sticky::token("gone")), None);
+    assert_eq!(pinned("not-a-token"), None);
+    eject(&r, "a2");
+    assert_eq!(pinned(&sticky::token("a2")), None, "ejected");
 }

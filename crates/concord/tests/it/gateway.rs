@@ -1300,3 +1300,130 @@ async fn a_failing_service_opens_the_circuit_breaker_until_trials_succeed() {
     }
     assert_eq!(b1.hits(), 17);
 }
+
+/// The outlier ejections `/admin/upstreams` lists for `service`.
+async fn ejections(gw: &Gateway, service: &str) -> Vec<Value> {
+    let ups = gw.admin_json("/admin/upstreams").await;
+    ups["upstreams"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["service"] == service))
+        .and_then(|u| u["ejections"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn consecutive_failures_eject_an_endpoint_until_its_time_is_up() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let good = Backend::start("good");
+    let bad = Backend::start("bad");
+    bad.set_failing(true);
+    register(&s, "ej", "good", &good, &[], 100).await;
+    register(&s, "ej", "bad", &bad, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "ej",
+        json!({"match": {"path_prefix": "/ej"}, "service": "ej", "lb": "round_robin",
+               "retries": {"attempts": 0},
+               "outlier": {"consecutive_failures": 3, "base_ejection_secs": 2,
+                           "max_ejection_percent": 50}}),
+    )
+    .await;
+    gw.wait_endpoints("ej", &[], 2).await;
+    let http = reqwest::Client::new();
+    // Round robin alternates, so the third 500 comes within six requests.
+    let mut failures = 0;
+    for _ in 0..6 {
+        let (st, _, _, _) = send(http.get(gw.url("/ej"))).await;
+        failures += usize::from(st == 500);
+    }
+    assert_eq!((failures, bad.hits()), (3, 3));
+    let ejected = ejections(&gw, "ej").await;
+    assert_eq!(ejected.len(), 1, "{ejected:?}");
+    assert_eq!(ejected[0]["endpoint"], "bad");
+    assert_eq!(ejected[0]["times_ejected"], 1);
+
+    // Ejected: every request goes to the healthy endpoint.
+    let good_before = good.hits();
+    for _ in 0..20 {
+        let (st, h, _, _) = send(http.get(gw.url("/ej"))).await;
+        assert_eq!((st, backend_of(&h).as_str()), (200, "good"));
+    }
+    assert_eq!((bad.hits(), good.hits() - good_before), (3, 20));
+    let (_, _, _, metrics) = send(http.get(format!("{}/metrics", gw.admin))).await;
+    assert!(
+        metrics.contains("concord_gateway_ejections_total{route=\"ej\"} 1"),
+        "{metrics}"
+    );
+
+    // Healthy again: after its ejection time it gets traffic again.
+    bad.set_failing(false);
+    eventually(
+        Duration::from_secs(10),
+        "the ejected endpoint gets traffic again",
+        || async {
+            let (st, h, _, _) = send(http.get(gw.url("/ej"))).await;
+            (st == 200 && backend_of(&h) == "bad").then_some(())
+        },
+    )
+    .await;
+    assert!(ejections(&gw, "ej").await.is_empty());
+}
+
+#[tokio::test]
+async fn a_sticky_cookie_keeps_a_client_on_one_endpoint() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b1 = Backend::start("st-1");
+    let b2 = Backend::start("st-2");
+    register(&s, "st", "s1", &b1, &[], 100).await;
+    register(&s, "st", "s2", &b2, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "st",
+        json!({"match": {"path_prefix": "/st"}, "service": "st", "lb": "round_robin",
+               "sticky": {"cookie": "srv", "ttl_secs": 60}}),
+    )
+    .await;
+    gw.wait_endpoints("st", &[], 2).await;
+    let http = reqwest::Client::new();
+    let (st, h, _, _) = send(http.get(gw.url("/st"))).await;
+    assert_eq!(st, 200);
+    let first = backend_of(&h);
+    let set_cookie = h
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a Set-Cookie on the first answer")
+        .to_owned();
+    assert!(
+        set_cookie.starts_with("srv=") && set_cookie.ends_with("; Path=/; Max-Age=60; HttpOnly"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    // Round robin would alternate; the cookie keeps every request on one.
+    for _ in 0..20 {
+        let req = http
+            .get(gw.url("/st"))
+            .header("cookie", format!("a=1; {cookie}"));
+        let (st, h, _, _) = send(req).await;
+        assert_eq!((st, backend_of(&h)), (200, first.clone()));
+        assert!(h.get("set-cookie").is_none(), "a valid cookie is not reset");
+    }
+    let (a, b) = (b1.hits(), b2.hits());
+    assert_eq!((a.max(b), a.min(b)), (21, 0));
+
+    // A cookie naming no endpoint is replaced.
+    let req = http
+        .get(gw.url("/st"))
+        .header("cookie", "srv=0123456789abcdef");
+    let (st, h, _, _) = send(req).await;
+    assert_eq!(st, 200);
+    let renewed = h
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(renewed.starts_with("srv="), "{renewed}");
+}
