@@ -1427,3 +1427,163 @@ async fn a_sticky_cookie_keeps_a_client_on_one_endpoint() {
         .unwrap_or("");
     assert!(renewed.starts_with("srv="), "{renewed}");
 }
+
+/// The endpoints (instance id, `host:port`) the gateway lists for `service`.
+async fn endpoints_of(gw: &Gateway, service: &str) -> Vec<(String, String)> {
+    let ups = gw.admin_json("/admin/upstreams").await;
+    ups["upstreams"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["service"] == service))
+        .and_then(|u| u["endpoints"].as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let field = |k: &str| e[k].as_str().unwrap_or("").to_owned();
+            (field("id"), field("addr"))
+        })
+        .collect()
+}
+
+/// Waits until `backend` has received no request for `window`.
+async fn wait_quiet(backend: &Backend, window: Duration) {
+    let mut last = (backend.hits(), Instant::now());
+    eventually(
+        Duration::from_secs(20),
+        &format!("{} stops getting requests", backend.name),
+        || {
+            let hits = backend.hits();
+            if hits != last.0 {
+                last = (hits, Instant::now());
+            }
+            let quiet = last.1.elapsed() >= window;
+            async move { quiet.then_some(()) }
+        },
+    )
+    .await;
+}
+
+/// Waits until `backend` has received `n` more requests.
+async fn wait_hits(backend: &Backend, n: usize) {
+    let target = backend.hits() + n;
+    eventually(
+        Duration::from_secs(20),
+        &format!("{} gets {n} requests", backend.name),
+        || {
+            let hits = backend.hits();
+            async move { (hits >= target).then_some(()) }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_rolling_restart_under_load_fails_no_request() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let ids = ["w1", "w2", "w3"];
+    let mut backends: Vec<Backend> = ids
+        .iter()
+        .map(|id| Backend::start(&format!("{id}-old")))
+        .collect();
+    for (id, b) in ids.iter().zip(&backends) {
+        register(&s, "web", id, b, &[], 100).await;
+    }
+    route(&s, &gw, "web", json!({"match": {}, "service": "web"})).await;
+    gw.wait_endpoints("web", &[], 3).await;
+
+    // Steady load: a few clients, until told to stop (at most 60 s).
+    let stop = Arc::new(AtomicBool::new(false));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (http, url, stop) = (http.clone(), gw.url("/web/x"), Arc::clone(&stop));
+        workers.push(tokio::spawn(async move {
+            let mut seen: HashMap<String, usize> = HashMap::new();
+            while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                let key = match http.get(&url).send().await {
+                    Ok(resp) if resp.status() == 200 => {
+                        let name = backend_of(resp.headers());
+                        match resp.bytes().await {
+                            Ok(_) => name,
+                            Err(e) => format!("failed: body: {e}"),
+                        }
+                    }
+                    Ok(resp) => format!("failed: status {}", resp.status()),
+                    Err(e) => format!("failed: {e}"),
+                };
+                *seen.entry(key).or_default() += 1;
+            }
+            seen
+        }));
+    }
+    for b in &backends {
+        wait_hits(b, 20).await;
+    }
+
+    let maintenance = |id: &str, enabled: bool| {
+        let url = s.url(&format!("/v1/services/web/instances/{id}/maintenance"));
+        async move {
+            let (st, _, body) = call(
+                Method::PUT,
+                &url,
+                Some(json!({"enabled": enabled, "reason": "restart"})),
+            )
+            .await;
+            assert_eq!(st, 200, "maintenance {enabled}: {body}");
+        }
+    };
+    for (i, id) in ids.iter().enumerate() {
+        maintenance(id, true).await;
+        eventually(
+            Duration::from_secs(20),
+            &format!("the gateway drops {id}"),
+            || async { (!endpoints_of(&gw, "web").await.iter().any(|e| e.0 == *id)).then_some(()) },
+        )
+        .await;
+        // Requests picked just before the change have finished once it is quiet.
+        wait_quiet(&backends[i], Duration::from_millis(300)).await;
+        backends[i].kill();
+
+        // The new version comes up on a new port; maintenance survives the
+        // re-registration, so it gets no traffic until it is turned off.
+        let fresh = Backend::start(&format!("{id}-new"));
+        register(&s, "web", id, &fresh, &[], 100).await;
+        maintenance(id, false).await;
+        let addr = fresh.addr.to_string();
+        eventually(
+            Duration::from_secs(20),
+            &format!("the gateway sends {id} to {addr}"),
+            || async {
+                let eps = endpoints_of(&gw, "web").await;
+                (eps.len() == 3 && eps.contains(&(id.to_string(), addr.clone()))).then_some(())
+            },
+        )
+        .await;
+        wait_hits(&fresh, 20).await;
+        backends[i] = fresh;
+    }
+
+    stop.store(true, Ordering::SeqCst);
+    let mut total: HashMap<String, usize> = HashMap::new();
+    for w in workers {
+        for (k, v) in w.await.unwrap() {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    let failed: usize = total
+        .iter()
+        .filter(|(k, _)| k.starts_with("failed"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(failed, 0, "failed requests during the restarts: {total:?}");
+    for id in ids {
+        for generation in ["old", "new"] {
+            let name = format!("{id}-{generation}");
+            assert!(
+                total.get(&name).copied().unwrap_or(0) >= 20,
+                "{name}: {total:?}"
+            );
+        }
+    }
+}
