@@ -68,18 +68,41 @@ pub struct RunningServer {
     fatal: watch::Receiver<Option<String>>,
 }
 
-/// Binds UDP first, then TCP on the same port (the one UDP got, for port 0),
-/// and serves DNS from the node's state until `stop` flips.
+/// UDP and TCP sockets on one port. For port 0 the port UDP got may already be
+/// taken for TCP (by any outgoing connection), so a few fresh ports are tried.
+async fn bind_dns(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, TcpListener), ServerError> {
+    const ATTEMPTS: usize = 16;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let udp = tokio::net::UdpSocket::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let port_addr = udp.local_addr()?;
+        match TcpListener::bind(port_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(source) if addr.port() == 0 && attempt < ATTEMPTS => {
+                tracing::debug!(%port_addr, error = %source, "DNS port taken for TCP; trying another");
+            }
+            Err(source) => {
+                return Err(ServerError::Bind {
+                    addr: port_addr,
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// Binds UDP and TCP on one port (see `bind_dns`) and serves DNS from the
+/// node's state until `stop` flips.
 async fn start_dns(
     node: &SharedNode,
     addr: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(SocketAddr, JoinHandle<()>), ServerError> {
-    let udp = tokio::net::UdpSocket::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let (udp, tcp) = bind_dns(addr).await?;
     let bound = udp.local_addr()?;
-    let tcp = bind(bound).await?;
     let source = Arc::new(dns_source::StateSource(node.state.clone()));
     let config = dns::DnsConfig {
         ttl_secs: node.config.dns_ttl_secs,
