@@ -89,6 +89,18 @@ fn publish_meta(node: &SharedNode, headers: &HeaderMap) -> ApiResult<PublishMeta
     })
 }
 
+/// `{"revision":N}` for a delete or a gray change.
+fn revision_only(outcome: Outcome) -> ApiResult<Response> {
+    match outcome {
+        Outcome::ConfigDeleted { revision } | Outcome::ConfigGray { revision } => Ok((
+            index_header(revision),
+            Json(concord_api::registry::RevisionResponse { revision }),
+        )
+            .into_response()),
+        other => Err(unexpected(other)),
+    }
+}
+
 fn published(outcome: Outcome) -> ApiResult<Response> {
     match outcome {
         Outcome::ConfigPublished {
@@ -256,20 +268,13 @@ pub async fn delete(
     Path((ns, group, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let key = key_of(&ns, &group, &id)?;
-    match node
+    let outcome = node
         .write(Command::ConfigDelete {
             key,
             at_ms: now_ms(),
         })
-        .await?
-    {
-        Outcome::ConfigDeleted { revision } => Ok((
-            index_header(revision),
-            Json(concord_api::registry::RevisionResponse { revision }),
-        )
-            .into_response()),
-        other => Err(unexpected(other)),
-    }
+        .await?;
+    revision_only(outcome)
 }
 
 /// `GET /v1/config/{namespace}?group=G`
@@ -424,7 +429,7 @@ pub async fn gray_put(
         .ok_or_else(|| not_found(&key))?;
     let content = content_of(&node, req.content.as_bytes(), format)?;
     let sha256 = format::sha256(&content);
-    match node
+    let outcome = node
         .write(Command::ConfigGray {
             key,
             content,
@@ -432,15 +437,8 @@ pub async fn gray_put(
             selector: req.selector,
             at_ms: now_ms(),
         })
-        .await?
-    {
-        Outcome::ConfigGray { revision } => Ok((
-            index_header(revision),
-            Json(concord_api::registry::RevisionResponse { revision }),
-        )
-            .into_response()),
-        other => Err(unexpected(other)),
-    }
+        .await?;
+    revision_only(outcome)
 }
 
 /// `GET /v1/config/{namespace}/{group}/{id}/gray`: the staged candidate.
@@ -488,18 +486,11 @@ pub async fn gray_cancel(
     Path((ns, group, id)): Path<(String, String, String)>,
 ) -> ApiResult<Response> {
     let key = key_of(&ns, &group, &id)?;
-    match node
+    let outcome = node
         .write(Command::ConfigGrayCancel {
             key,
             at_ms: now_ms(),
         })
-        .await?
-    {
-        Outcome::ConfigGray { revision } => Ok((
-            index_header(revision),
-            Json(concord_api::registry::RevisionResponse { revision }),
-        )
-            .into_response()),
-        other => Err(unexpected(other)),
-    }
+        .await?;
+    revision_only(outcome)
 }
