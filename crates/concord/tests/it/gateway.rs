@@ -971,17 +971,7 @@ async fn a_route_change_under_load_fails_no_request() {
     })
     .await;
     stop.store(true, Ordering::SeqCst);
-    let mut total: HashMap<String, usize> = HashMap::new();
-    for w in workers {
-        for (k, v) in w.await.unwrap() {
-            *total.entry(k).or_default() += v;
-        }
-    }
-    let failed: usize = total
-        .iter()
-        .filter(|(k, _)| k.starts_with("status"))
-        .map(|(_, v)| v)
-        .sum();
+    let (total, failed) = tally(workers, "status").await;
     assert_eq!(failed, 0, "failed requests during route changes: {total:?}");
     assert!(total["blue"] >= 200 && total["green"] >= 100, "{total:?}");
 }
@@ -1565,17 +1555,7 @@ async fn a_rolling_restart_under_load_fails_no_request() {
     }
 
     stop.store(true, Ordering::SeqCst);
-    let mut total: HashMap<String, usize> = HashMap::new();
-    for w in workers {
-        for (k, v) in w.await.unwrap() {
-            *total.entry(k).or_default() += v;
-        }
-    }
-    let failed: usize = total
-        .iter()
-        .filter(|(k, _)| k.starts_with("failed"))
-        .map(|(_, v)| v)
-        .sum();
+    let (total, failed) = tally(workers, "failed").await;
     assert_eq!(failed, 0, "failed requests during the restarts: {total:?}");
     for id in ids {
         for generation in ["old", "new"] {
@@ -1586,4 +1566,24 @@ async fn a_rolling_restart_under_load_fails_no_request() {
             );
         }
     }
+}
+
+/// Sums the outcome counts of finished load workers; also returns how many of
+/// them were failures (outcomes whose name starts with `failure_prefix`).
+async fn tally(
+    workers: Vec<tokio::task::JoinHandle<HashMap<String, usize>>>,
+    failure_prefix: &str,
+) -> (HashMap<String, usize>, usize) {
+    let mut total: HashMap<String, usize> = HashMap::new();
+    for w in workers {
+        for (k, v) in w.await.unwrap() {
+            *total.entry(k).or_default() += v;
+        }
+    }
+    let failed = total
+        .iter()
+        .filter(|(k, _)| k.starts_with(failure_prefix))
+        .map(|(_, v)| v)
+        .sum();
+    (total, failed)
 }
