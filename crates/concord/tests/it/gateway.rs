@@ -123,20 +123,7 @@ impl Gateway {
 
     /// SIGTERM; waits for the exit.
     fn terminate(&mut self) -> ExitStatus {
-        let mut c = self.child.take().expect("running");
-        let pid = c.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = c.try_wait().expect("wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = c.kill();
-                panic!("gateway did not exit within 30 s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        terminate_child(self.child.take().expect("running"), "gateway")
     }
 }
 
