@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::report::ResultLine;
 use crate::stats::{Samples, ms};
-use crate::watchers::{Spec, Watchers};
+use crate::watchers::{Spec, WatchTiming, Watchers};
 use crate::{Target, call, cores, http_client, procfs};
 
 /// Options of the `config-fanout` scenario.
@@ -46,17 +46,8 @@ pub struct Args {
     #[arg(long, default_value = "bench/app/config.yaml")]
     config: String,
 
-    /// Watch requests being set up at once.
-    #[arg(long, default_value_t = 64)]
-    connect_parallel: usize,
-
-    /// Seconds to wait for every watcher to connect.
-    #[arg(long, default_value_t = 60.0)]
-    connect_timeout: f64,
-
-    /// Seconds to wait for missing events after the last publish.
-    #[arg(long, default_value_t = 10.0)]
-    deliver_timeout: f64,
+    #[command(flatten)]
+    watch: WatchTiming,
 }
 
 /// Runs the scenario and returns its result line.
@@ -79,8 +70,8 @@ pub async fn run(args: Args) -> Result<ResultLine> {
         count: args.watchers,
         event: "publish",
         number: version_of,
-        connect_parallel: args.connect_parallel,
-        connect_timeout: Duration::from_secs_f64(args.connect_timeout),
+        connect_parallel: args.watch.connect_parallel,
+        connect_timeout: Duration::from_secs_f64(args.watch.connect_timeout),
     })
     .await?;
     let connect_secs = opening.elapsed().as_secs_f64();
@@ -113,7 +104,7 @@ pub async fn run(args: Args) -> Result<ResultLine> {
     }
 
     let expected = args.watchers * args.publishes;
-    let deadline = Instant::now() + Duration::from_secs_f64(args.deliver_timeout);
+    let deadline = Instant::now() + Duration::from_secs_f64(args.watch.deliver_timeout);
     let tally = watchers
         .collect(expected, deadline, |v| sent_at.get(&v).copied())
         .await;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
+use clap::Args;
 use concord_client::sse::SseParser;
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -20,6 +21,23 @@ use tokio::time::Instant;
 
 use crate::http_client;
 use crate::stats::Samples;
+
+/// How watchers are opened and how long to wait for late events; shared by
+/// the scenarios that fan events out to many watchers.
+#[derive(Debug, Clone, Args)]
+pub struct WatchTiming {
+    /// Watch requests being set up at once.
+    #[arg(long, default_value_t = 64)]
+    pub connect_parallel: usize,
+
+    /// Seconds to wait for every watcher to connect.
+    #[arg(long, default_value_t = 60.0)]
+    pub connect_timeout: f64,
+
+    /// Seconds to wait for missing events after the last change.
+    #[arg(long, default_value_t = 10.0)]
+    pub deliver_timeout: f64,
+}
 
 /// What to watch and which events count.
 #[derive(Debug, Clone)]
