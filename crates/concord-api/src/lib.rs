@@ -14,6 +14,7 @@ pub mod kv;
 pub mod lease;
 pub mod registry;
 pub mod status;
+pub mod transactions;
 pub mod txn;
 pub mod validate;
 pub mod watch;

@@ -179,6 +179,51 @@ pub enum Command {
         /// The snapshot bytes.
         snapshot: Vec<u8>,
     },
+    /// Create a distributed transaction (idempotent for a client id with the same body).
+    TxnCreate {
+        /// The validated transaction.
+        txn: crate::transactions::NewTxn,
+        /// Leader wall clock, for display.
+        at_ms: u64,
+        /// The proposing leader's term.
+        term: u64,
+    },
+    /// What the leader's driver saw: call results, restarts, the deadline.
+    TxnAdvance {
+        /// The transaction.
+        id: String,
+        /// The driving leader's term; older terms are refused.
+        term: u64,
+        /// Leader wall clock, for display.
+        at_ms: u64,
+        /// Driving time used so far (monotonic, summed over leaders).
+        elapsed_ms: u64,
+        /// What happened, in order.
+        events: Vec<crate::transactions::TxnEvent>,
+    },
+    /// A TCC branch joins.
+    TxnBranch {
+        /// The transaction.
+        id: String,
+        /// The validated branch.
+        step: crate::transactions::NewStep,
+        /// Leader wall clock, for display.
+        at_ms: u64,
+    },
+    /// A client's commit or abort, an operator's retry or resolve.
+    TxnDecide {
+        /// The transaction.
+        id: String,
+        /// What was decided.
+        decision: crate::transactions::TxnDecision,
+        /// Leader wall clock, for display.
+        at_ms: u64,
+    },
+    /// Drop finished transactions past their retention.
+    TxnForget {
+        /// Their ids; ones not final are kept.
+        ids: Vec<String>,
+    },
 }
 
 /// One guard of a transaction.
@@ -361,6 +406,29 @@ pub enum Outcome {
         /// Store revision after the command.
         revision: u64,
     },
+    /// Answer to `TxnCreate`.
+    TxnCreated {
+        /// Store revision after the command.
+        revision: u64,
+        /// The transaction's id (chosen by the state machine if the client gave none).
+        id: String,
+        /// True when the id already existed with the same body (nothing changed).
+        existed: bool,
+    },
+    /// Answer to `TxnAdvance`, `TxnBranch` and `TxnDecide`.
+    TxnChanged {
+        /// Store revision after the command.
+        revision: u64,
+        /// How many events applied (0: all were stale; nothing changed).
+        applied: u32,
+    },
+    /// Answer to `TxnForget`.
+    TxnForgotten {
+        /// Store revision after the command.
+        revision: u64,
+        /// How many went.
+        removed: u32,
+    },
     /// The command was refused; nothing changed. Refusals are replicated results, not faults.
     Refused(StateError),
 }
@@ -414,6 +482,12 @@ pub enum StateError {
     /// A gray promote or cancel with no gray release staged.
     #[error("config {0} has no gray release staged")]
     NoGray(String),
+    /// A transaction command named a transaction that does not exist.
+    #[error("transaction {0:?} not found")]
+    TxnNotFound(String),
+    /// A transaction command that does not fit the transaction's state.
+    #[error("{0}")]
+    TxnConflict(String),
     /// A deregister named an instance that does not exist.
     #[error("instance {service}/{id} not found in namespace {namespace}")]
     InstanceNotFound {

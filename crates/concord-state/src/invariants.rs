@@ -27,6 +27,17 @@ impl StateMachine {
                 ));
             }
         }
+        for (id, t) in &self.txns {
+            if t.id != *id || t.revision > self.revision || t.created_revision > t.revision {
+                return Err(format!("transaction {id:?} is inconsistent"));
+            }
+            if t.steps
+                .iter()
+                .any(|s| s.deps.iter().any(|&d| d as usize >= t.steps.len()))
+            {
+                return Err(format!("transaction {id:?} depends on a missing step"));
+            }
+        }
         for ((ns, name), service) in &self.services {
             if service.mod_revision > self.revision {
                 return Err(format!("service {ns}/{name} changed in the future"));

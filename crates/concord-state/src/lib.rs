@@ -25,6 +25,7 @@ mod routes;
 mod snapshot;
 #[cfg(test)]
 mod testutil;
+mod transactions;
 mod txn;
 
 pub use command::{Command, Compare, CompareValue, Outcome, StateError, TxnOp, TxnOpOutcome};
@@ -36,3 +37,7 @@ pub use machine::StateMachine;
 pub use registry::{HealthConfig, InstanceRecord, InstanceRef, Service};
 pub use routes::RouteEntry;
 pub use snapshot::SnapshotError;
+pub use transactions::{
+    Call, CallKind, CallResult, HistoryEntry, MAX_BRANCHES, MAX_HISTORY, Mark, NewStep, NewTxn,
+    Phase, Retry, Slot, SlotState, StepRecord, TxnDecision, TxnEvent, TxnRecord, Verdict,
+};

@@ -24,6 +24,10 @@ pub struct StateMachine {
     /// Gateway routes by name.
     pub(crate) routes: BTreeMap<String, crate::routes::RouteEntry>,
     pub(crate) next_lease_id: u64,
+    /// Distributed transactions by id.
+    pub(crate) txns: crate::transactions::Txns,
+    /// Derived from `txns`; rebuilt on restore.
+    pub(crate) txn_index: crate::transactions::TxnIndex,
     pub(crate) history: VecDeque<Event>,
     pub(crate) history_bytes: usize,
     /// Events with revision <= this are gone; watches from before it get `compacted`.
@@ -68,6 +72,8 @@ impl StateMachine {
             configs: BTreeMap::new(),
             routes: BTreeMap::new(),
             next_lease_id: 1,
+            txns: BTreeMap::new(),
+            txn_index: Default::default(),
             history: VecDeque::new(),
             history_bytes: 0,
             compacted: 0,
@@ -136,6 +142,21 @@ impl StateMachine {
             Command::RoutePut { name, json } => self.route_put(name, json),
             Command::RouteDelete { name } => self.route_delete(name),
             Command::Restore { snapshot } => self.restore_from(&snapshot),
+            Command::TxnCreate { txn, at_ms, term } => self.txn_create(txn, at_ms, term),
+            Command::TxnAdvance {
+                id,
+                term,
+                at_ms,
+                elapsed_ms,
+                events,
+            } => self.txn_advance(&id, term, at_ms, elapsed_ms, events),
+            Command::TxnBranch { id, step, at_ms } => self.txn_branch(&id, step, at_ms),
+            Command::TxnDecide {
+                id,
+                decision,
+                at_ms,
+            } => self.txn_decide(&id, decision, at_ms),
+            Command::TxnForget { ids } => self.txn_forget(ids),
         }
     }
 
@@ -326,5 +347,6 @@ impl PartialEq for StateMachine {
             && self.configs == other.configs
             && self.routes == other.routes
             && self.next_lease_id == other.next_lease_id
+            && self.txns == other.txns
     }
 }

@@ -8,7 +8,10 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::testutil::{outcome_revision, spec};
+use concord_api::transactions::TxnMode;
+
+use crate::testutil::{new_txn, outcome_revision, spec, step as txn_step};
+use crate::{CallKind, CallResult, Phase, TxnDecision, TxnEvent};
 use crate::{Command, Compare, CompareValue, Event, HistoryLimits, Outcome, StateMachine, TxnOp};
 use crate::{ConfigKey, InstanceRef, PublishMeta};
 
@@ -174,6 +177,62 @@ fn command() -> impl Strategy<Value = Command> {
         2 => (1u32..100).prop_map(|ttl_secs| Command::LeaseGrant { ttl_secs }),
         1 => (0u64..6).prop_map(|id| Command::LeaseRevoke { id }),
         1 => (0u64..6).prop_map(|id| Command::LeaseExpire { id }),
+        2 => txn_command(),
+    ]
+}
+
+const TXN_IDS: &[&str] = &["t1", "t2"];
+
+fn txn_mode() -> impl Strategy<Value = TxnMode> {
+    select(&[TxnMode::Saga, TxnMode::Tcc, TxnMode::TwoPc][..])
+}
+
+fn phase() -> impl Strategy<Value = Phase> {
+    select(&[Phase::Forward, Phase::Finish, Phase::Backward][..])
+}
+
+fn txn_event() -> impl Strategy<Value = TxnEvent> {
+    let kind = select(
+        &[
+            CallKind::Success,
+            CallKind::Refused,
+            CallKind::Pending,
+            CallKind::Failed,
+        ][..],
+    );
+    prop_oneof![
+        4 => (0u32..3, phase(), 0u32..4, kind).prop_map(|(step, phase, attempt, kind)| TxnEvent::Result {
+            step,
+            phase,
+            attempt,
+            result: CallResult { kind, http_status: Some(200), latency_ms: 1, error: None, retry_in_ms: 5 },
+        }),
+        2 => (0u32..3, phase(), 0u32..5).prop_map(|(step, phase, attempt)| TxnEvent::Restart { step, phase, attempt }),
+        1 => Just(TxnEvent::Deadline),
+    ]
+}
+
+fn txn_command() -> impl Strategy<Value = Command> {
+    let id = select(TXN_IDS).prop_map(str::to_owned);
+    prop_oneof![
+        2 => (txn_mode(), proptest::option::of(select(TXN_IDS)), 1usize..4).prop_map(|(mode, id, n)| {
+            Command::TxnCreate { txn: new_txn(mode, id, &["a", "b", "c"][..n]), at_ms: 1, term: 1 }
+        }),
+        6 => (id.clone(), 1u64..3, 0u64..90_000, vec(txn_event(), 1..4)).prop_map(|(id, term, elapsed_ms, events)| {
+            Command::TxnAdvance { id, term, at_ms: 2, elapsed_ms, events }
+        }),
+        1 => (id.clone(), select(&["x", "y", "a"][..])).prop_map(|(id, name)| Command::TxnBranch {
+            id,
+            step: txn_step(TxnMode::Tcc, name),
+            at_ms: 3,
+        }),
+        2 => (id.clone(), select(vec![
+            TxnDecision::Commit,
+            TxnDecision::Abort { reason: "r".to_owned() },
+            TxnDecision::Retry,
+            TxnDecision::Resolve { reason: "r".to_owned() },
+        ])).prop_map(|(id, decision)| Command::TxnDecide { id, decision, at_ms: 4 }),
+        1 => vec(id, 0..3).prop_map(|ids| Command::TxnForget { ids }),
     ]
 }
 
@@ -246,6 +305,11 @@ proptest! {
                 cmd,
                 Command::LeaseGrant { .. } | Command::LeaseRevoke { .. } | Command::LeaseExpire { .. }
             );
+            let txn_op = matches!(
+                cmd,
+                Command::TxnCreate { .. } | Command::TxnAdvance { .. } | Command::TxnBranch { .. }
+                    | Command::TxnDecide { .. } | Command::TxnForget { .. }
+            );
             let outcome = sm.apply(cmd);
             let rev = sm.revision();
             let new_events: Vec<Event> = sm
@@ -262,8 +326,10 @@ proptest! {
                 Some(reported) => {
                     prop_assert_eq!(reported, rev);
                     // A bump exactly when events are emitted; lease grants and
-                    // revokes also bump without one (nothing to tell watchers).
-                    let bumps = !new_events.is_empty() || lease_op;
+                    // revokes, and transaction changes, also bump without one
+                    // (nothing to tell watchers); a transaction command that
+                    // changed nothing must leave the state as it was.
+                    let bumps = !new_events.is_empty() || lease_op || (txn_op && rev != prev);
                     prop_assert_eq!(rev, prev + u64::from(bumps));
                     if !bumps {
                         prop_assert_eq!(&sm, &before);

@@ -25,6 +25,8 @@ impl StateMachine {
         self.leases = snap.leases;
         self.configs = snap.configs;
         self.routes = snap.routes;
+        self.txns = snap.txns;
+        self.rebuild_txn_index();
         for entry in self.configs.values_mut() {
             entry.mod_revision = revision;
         }

@@ -12,8 +12,11 @@ use crate::machine::StateMachine;
 use crate::registry::Service;
 
 /// The first byte of every snapshot; bump it when `SnapshotBody`'s layout changes
-/// (2: namespaces and health checks in the registry, config items, routes).
-const FORMAT_VERSION: u8 = 2;
+/// (2: namespaces and health checks in the registry, config items, routes;
+/// 3: distributed transactions). Version 2 snapshots still restore, with no
+/// transactions.
+const FORMAT_VERSION: u8 = 3;
+const FORMAT_V2: u8 = 2;
 
 /// Why a snapshot could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +43,49 @@ struct SnapshotBody<'a> {
     configs: Cow<'a, crate::config::Configs>,
     routes: Cow<'a, BTreeMap<String, crate::routes::RouteEntry>>,
     next_lease_id: u64,
+    txns: Cow<'a, crate::transactions::Txns>,
+}
+
+/// Version 2's body: version 3 without transactions.
+#[derive(Deserialize)]
+struct SnapshotBodyV2 {
+    revision: u64,
+    kv: BTreeMap<String, KvEntry>,
+    services: BTreeMap<(String, String), Service>,
+    leases: BTreeMap<u64, Lease>,
+    configs: crate::config::Configs,
+    routes: BTreeMap<String, crate::routes::RouteEntry>,
+    next_lease_id: u64,
+}
+
+impl From<SnapshotBodyV2> for SnapshotBody<'static> {
+    fn from(v2: SnapshotBodyV2) -> Self {
+        SnapshotBody {
+            revision: v2.revision,
+            kv: Cow::Owned(v2.kv),
+            services: Cow::Owned(v2.services),
+            leases: Cow::Owned(v2.leases),
+            configs: Cow::Owned(v2.configs),
+            routes: Cow::Owned(v2.routes),
+            next_lease_id: v2.next_lease_id,
+            txns: Cow::Owned(BTreeMap::new()),
+        }
+    }
+}
+
+/// Decodes one body layout, insisting on no trailing bytes.
+fn decode<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, SnapshotError> {
+    let (snap, rest) = postcard::take_from_bytes::<T>(body).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
+        e => SnapshotError::Corrupt(e.to_string()),
+    })?;
+    if !rest.is_empty() {
+        return Err(SnapshotError::Corrupt(format!(
+            "{} trailing bytes",
+            rest.len()
+        )));
+    }
+    Ok(snap)
 }
 
 impl StateMachine {
@@ -54,6 +100,7 @@ impl StateMachine {
             configs: Cow::Borrowed(&self.configs),
             routes: Cow::Borrowed(&self.routes),
             next_lease_id: self.next_lease_id,
+            txns: Cow::Borrowed(&self.txns),
         };
         // Postcard into a Vec fails only for sequences of unknown length or a full
         // fixed buffer; maps, sets and strings always know their length.
@@ -69,21 +116,12 @@ impl StateMachine {
     /// (say a key bound to a missing lease) are `Corrupt`.
     pub fn restore(bytes: &[u8], limits: HistoryLimits) -> Result<StateMachine, SnapshotError> {
         let (&version, body) = bytes.split_first().ok_or(SnapshotError::Truncated)?;
-        if version != FORMAT_VERSION {
-            return Err(SnapshotError::UnsupportedVersion(version));
-        }
-        let (snap, rest) =
-            postcard::take_from_bytes::<SnapshotBody<'_>>(body).map_err(|e| match e {
-                postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
-                e => SnapshotError::Corrupt(e.to_string()),
-            })?;
-        if !rest.is_empty() {
-            return Err(SnapshotError::Corrupt(format!(
-                "{} trailing bytes",
-                rest.len()
-            )));
-        }
-        let machine = StateMachine {
+        let snap: SnapshotBody<'_> = match version {
+            FORMAT_VERSION => decode(body)?,
+            FORMAT_V2 => decode::<SnapshotBodyV2>(body)?.into(),
+            other => return Err(SnapshotError::UnsupportedVersion(other)),
+        };
+        let mut machine = StateMachine {
             revision: snap.revision,
             kv: snap.kv.into_owned(),
             services: snap.services.into_owned(),
@@ -91,11 +129,14 @@ impl StateMachine {
             configs: snap.configs.into_owned(),
             routes: snap.routes.into_owned(),
             next_lease_id: snap.next_lease_id,
+            txns: snap.txns.into_owned(),
+            txn_index: Default::default(),
             history: VecDeque::new(),
             history_bytes: 0,
             compacted: snap.revision,
             limits,
         };
+        machine.rebuild_txn_index();
         machine.check_invariants().map_err(SnapshotError::Corrupt)?;
         Ok(machine)
     }

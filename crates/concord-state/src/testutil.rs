@@ -119,7 +119,60 @@ pub(crate) fn outcome_revision(outcome: &Outcome) -> Option<u64> {
         | Outcome::ConfigPublished { revision, .. }
         | Outcome::ConfigDeleted { revision }
         | Outcome::ConfigGray { revision }
-        | Outcome::RouteChanged { revision } => Some(*revision),
+        | Outcome::RouteChanged { revision }
+        | Outcome::TxnCreated { revision, .. }
+        | Outcome::TxnChanged { revision, .. }
+        | Outcome::TxnForgotten { revision, .. } => Some(*revision),
         Outcome::Refused(_) => None,
+    }
+}
+
+/// A call to `http://p/{path}`.
+pub(crate) fn call(path: &str) -> crate::Call {
+    crate::Call {
+        url: format!("http://p/{path}"),
+        method: "POST".to_owned(),
+        body: None,
+        headers: Vec::new(),
+    }
+}
+
+/// A step named `name` with every call of its mode, 3 attempts, no backoff.
+pub(crate) fn step(mode: concord_api::transactions::TxnMode, name: &str) -> crate::NewStep {
+    use concord_api::transactions::TxnMode;
+    crate::NewStep {
+        name: name.to_owned(),
+        forward: call(&format!("{name}/fwd")),
+        finish: (mode != TxnMode::Saga).then(|| call(&format!("{name}/fin"))),
+        backward: Some(call(&format!("{name}/back"))),
+        timeout_ms: 1000,
+        retry: crate::Retry {
+            initial_backoff_ms: 0,
+            max_backoff_ms: 0,
+            max_attempts: 3,
+        },
+        deps: Vec::new(),
+    }
+}
+
+/// A transaction of `mode` with the named steps.
+pub(crate) fn new_txn(
+    mode: concord_api::transactions::TxnMode,
+    id: Option<&str>,
+    steps: &[&str],
+) -> crate::NewTxn {
+    crate::NewTxn {
+        id: id.map(str::to_owned),
+        mode,
+        concurrent: false,
+        timeout_ms: 60_000,
+        branch_timeout_ms: 1000,
+        branch_retry: crate::Retry {
+            initial_backoff_ms: 0,
+            max_backoff_ms: 0,
+            max_attempts: 3,
+        },
+        steps: steps.iter().map(|n| step(mode, n)).collect(),
+        digest: format!("{mode:?}{steps:?}"),
     }
 }
