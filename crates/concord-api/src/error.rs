@@ -40,6 +40,8 @@ pub enum ErrorCode {
     NoLeader,
     Unavailable,
     Internal,
+    /// A participant or upstream failed for good (502).
+    BadGateway,
 }
 
 impl ErrorCode {
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::NoLeader => "no_leader",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
+            ErrorCode::BadGateway => "bad_gateway",
         }
     }
 
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::TooLarge => 413,
             ErrorCode::NoLeader | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
+            ErrorCode::BadGateway => 502,
         }
     }
 }

@@ -7,9 +7,24 @@ use crate::registry::InstanceSpec;
 
 mod health;
 mod route;
+mod transactions;
 
 pub use health::{MAX_CHECKS, check_id, check_spec};
 pub use route::{route, route_name};
+pub use transactions::{MAX_STEPS, branch, resolve, txn_id, txn_request};
+
+/// An HTTP token (header names, methods, cookie names).
+pub(crate) fn token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A header value without control characters (tab allowed).
+pub(crate) fn header_value(s: &str) -> bool {
+    s.len() <= 4096 && !s.chars().any(|c| c.is_control() && c != '\t')
+}
 
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 1024;

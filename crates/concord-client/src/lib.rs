@@ -37,16 +37,27 @@ pub mod encode;
 mod error;
 mod kv;
 mod leases;
+pub mod participant;
 mod routes;
 mod services;
 pub mod sse;
+mod transactions;
 mod watch;
 
 pub use client::{Client, Consistency, DEFAULT_BASE_URL};
 pub use config::{PublishOptions, RawConfig};
 pub use error::ClientError;
 pub use kv::{DeleteOptions, PutOptions, RawValue};
+#[cfg(any(feature = "barrier-sqlite", feature = "barrier-postgres"))]
+pub use participant::{Barrier, BarrierError, BarrierOutcome};
+pub use participant::{MetaError, TxnMeta};
+pub use transactions::{BranchOutcome, CallSpecExt, Saga, Tcc, TccHandle, TwoPhase, TxnAnswer};
 pub use watch::{WatchEvent, WatchPayload, WatchStream};
 
 /// Re-exported so users of the client need no direct dependency on the wire-types crate.
 pub use concord_api as api;
+
+/// Re-exported so participants write their business queries with the same sqlx the
+/// [`Barrier`] hands its transaction from.
+#[cfg(any(feature = "barrier-sqlite", feature = "barrier-postgres"))]
+pub use sqlx;

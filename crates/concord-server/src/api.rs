@@ -11,6 +11,7 @@ mod node_info;
 mod registry;
 mod routes;
 mod snapshot;
+mod transactions;
 mod txn;
 mod watch;
 
@@ -86,6 +87,16 @@ pub fn router(node: SharedNode) -> Router {
             get(kv::get).put(kv::put).delete(kv::delete),
         )
         .route("/v1/txn", post(txn::txn))
+        .route(
+            "/v1/transactions",
+            post(transactions::create).get(transactions::list),
+        )
+        .route("/v1/transactions/{id}", get(transactions::get))
+        .route("/v1/transactions/{id}/branches", post(transactions::branch))
+        .route("/v1/transactions/{id}/commit", post(transactions::commit))
+        .route("/v1/transactions/{id}/abort", post(transactions::abort))
+        .route("/v1/transactions/{id}/retry", post(transactions::retry))
+        .route("/v1/transactions/{id}/resolve", post(transactions::resolve))
         .route("/v1/leases", post(leases::grant))
         .route("/v1/leases/{id}", get(leases::info).delete(leases::revoke))
         .route("/v1/leases/{id}/keepalive", put(leases::keepalive))

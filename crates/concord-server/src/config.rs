@@ -55,6 +55,10 @@ pub struct ServerConfig {
     pub dns_ttl_secs: u32,
     /// Versions of each config item kept in its history (at least 1).
     pub config_history: usize,
+    /// How long finished transactions are kept (leader's clock).
+    pub txn_retention: Duration,
+    /// Most finished transactions kept.
+    pub txn_max_finished: usize,
 }
 
 impl Default for ServerConfig {
@@ -84,6 +88,8 @@ impl Default for ServerConfig {
             dns_addr: None,
             dns_ttl_secs: 5,
             config_history: concord_api::config::DEFAULT_HISTORY,
+            txn_retention: Duration::from_secs(3600),
+            txn_max_finished: 50_000,
         }
     }
 }

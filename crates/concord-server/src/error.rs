@@ -80,7 +80,9 @@ impl From<StateError> for ApiError {
             | StateError::ConfigNotFound(_)
             | StateError::ConfigVersionNotFound { .. }
             | StateError::NoGray(_)
-            | StateError::RouteNotFound(_) => ErrorCode::NotFound,
+            | StateError::RouteNotFound(_)
+            | StateError::TxnNotFound(_) => ErrorCode::NotFound,
+            StateError::TxnConflict(_) => ErrorCode::Conflict,
             StateError::InvalidSnapshot(_) | StateError::Invalid(_) => ErrorCode::InvalidArgument,
         };
         ApiError::new(code, e.to_string())

@@ -10,6 +10,7 @@ mod configs;
 pub mod dns;
 mod dns_source;
 mod error;
+mod fault;
 mod forward;
 mod health;
 mod join;
@@ -18,6 +19,7 @@ mod membership;
 mod metrics;
 mod node;
 mod params;
+mod transactions;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,6 +176,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, ServerError> {
         tokio::spawn(health::leader::run(node.clone(), stop_rx.clone())),
         tokio::spawn(health::owner::run(node.clone(), stop_rx.clone())),
         tokio::spawn(track_readiness(node.clone(), stop_rx.clone())),
+        tokio::spawn(transactions::driver::run(node.clone(), stop_rx.clone())),
+        tokio::spawn(transactions::retention::run(node.clone(), stop_rx.clone())),
     ];
     if let Some(plan) = join {
         background.push(tokio::spawn(join::run(

@@ -75,6 +75,8 @@ pub struct Metrics {
     pub config_push: Histogram,
     /// DNS queries by type and answer code.
     pub dns: std::sync::Arc<crate::dns::DnsMetrics>,
+    /// Transactions and participant calls.
+    pub txn: crate::transactions::metrics::TxnMetrics,
 }
 
 impl Metrics {
@@ -134,6 +136,7 @@ impl Metrics {
             config_publishes: Counter::default(),
             config_push: latency_histogram(),
             dns: std::sync::Arc::new(crate::dns::DnsMetrics::new(&mut registry)),
+            txn: crate::transactions::metrics::TxnMetrics::new(&mut registry),
             registry,
         };
         let mut m = m;

@@ -209,6 +209,8 @@ pub enum Command {
         step: crate::transactions::NewStep,
         /// Leader wall clock, for display.
         at_ms: u64,
+        /// The proposer's term, so the calls it starts are not taken for orphans.
+        term: u64,
     },
     /// A client's commit or abort, an operator's retry or resolve.
     TxnDecide {
@@ -218,6 +220,8 @@ pub enum Command {
         decision: crate::transactions::TxnDecision,
         /// Leader wall clock, for display.
         at_ms: u64,
+        /// The proposer's term, so the calls it starts are not taken for orphans.
+        term: u64,
     },
     /// Drop finished transactions past their retention.
     TxnForget {

@@ -27,6 +27,9 @@ impl StateMachine {
                 ));
             }
         }
+        if self.txn_index.finished.len() + self.txn_index.active.len() != self.txns.len() {
+            return Err("the transaction indexes do not match the transactions".to_owned());
+        }
         for (id, t) in &self.txns {
             if t.id != *id || t.revision > self.revision || t.created_revision > t.revision {
                 return Err(format!("transaction {id:?} is inconsistent"));

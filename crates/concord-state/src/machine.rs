@@ -150,12 +150,18 @@ impl StateMachine {
                 elapsed_ms,
                 events,
             } => self.txn_advance(&id, term, at_ms, elapsed_ms, events),
-            Command::TxnBranch { id, step, at_ms } => self.txn_branch(&id, step, at_ms),
+            Command::TxnBranch {
+                id,
+                step,
+                at_ms,
+                term,
+            } => self.txn_branch(&id, step, at_ms, term),
             Command::TxnDecide {
                 id,
                 decision,
                 at_ms,
-            } => self.txn_decide(&id, decision, at_ms),
+                term,
+            } => self.txn_decide(&id, decision, at_ms, term),
             Command::TxnForget { ids } => self.txn_forget(ids),
         }
     }

@@ -225,13 +225,14 @@ fn txn_command() -> impl Strategy<Value = Command> {
             id,
             step: txn_step(TxnMode::Tcc, name),
             at_ms: 3,
+            term: 1,
         }),
         2 => (id.clone(), select(vec![
             TxnDecision::Commit,
             TxnDecision::Abort { reason: "r".to_owned() },
             TxnDecision::Retry,
             TxnDecision::Resolve { reason: "r".to_owned() },
-        ])).prop_map(|(id, decision)| Command::TxnDecide { id, decision, at_ms: 4 }),
+        ])).prop_map(|(id, decision)| Command::TxnDecide { id, decision, at_ms: 4, term: 1 }),
         1 => vec(id, 0..3).prop_map(|ids| Command::TxnForget { ids }),
     ]
 }

@@ -162,6 +162,8 @@ pub enum TxnDecision {
 pub(crate) struct TxnIndex {
     /// Ids of transactions that are not final.
     pub(crate) active: std::collections::BTreeSet<String>,
+    /// Final transactions by (revision they ended at, id), oldest first.
+    pub(crate) finished: std::collections::BTreeSet<(u64, String)>,
 }
 
 impl StateMachine {
@@ -247,6 +249,13 @@ impl StateMachine {
                 current.term
             )));
         }
+        if current.status.is_final() {
+            // Final records never change (a late result after a resolve is dropped).
+            return Outcome::TxnChanged {
+                revision: self.revision,
+                applied: 0,
+            };
+        }
         let mut record = current.clone();
         record.term = term;
         record.elapsed_ms = record.elapsed_ms.max(elapsed_ms);
@@ -267,7 +276,7 @@ impl StateMachine {
     }
 
     /// `Command::TxnBranch`: a TCC branch joins a transaction still trying.
-    pub(crate) fn txn_branch(&mut self, id: &str, step: NewStep, at_ms: u64) -> Outcome {
+    pub(crate) fn txn_branch(&mut self, id: &str, step: NewStep, at_ms: u64, term: u64) -> Outcome {
         let Some(current) = self.txns.get(id) else {
             return Outcome::Refused(StateError::TxnNotFound(id.to_owned()));
         };
@@ -289,6 +298,7 @@ impl StateMachine {
             )));
         }
         let mut record = current.clone();
+        record.term = record.term.max(term);
         let index = record.steps.len() as u32;
         record.steps.push(step.into_record());
         record.note(at_ms, Some(index), Mark::Branch, Verdict::Started);
@@ -297,11 +307,18 @@ impl StateMachine {
     }
 
     /// `Command::TxnDecide`.
-    pub(crate) fn txn_decide(&mut self, id: &str, decision: TxnDecision, at_ms: u64) -> Outcome {
+    pub(crate) fn txn_decide(
+        &mut self,
+        id: &str,
+        decision: TxnDecision,
+        at_ms: u64,
+        term: u64,
+    ) -> Outcome {
         let Some(current) = self.txns.get(id) else {
             return Outcome::Refused(StateError::TxnNotFound(id.to_owned()));
         };
         let mut record = current.clone();
+        record.term = record.term.max(term);
         if let Err(why) = record.decide(decision, at_ms) {
             return Outcome::Refused(StateError::TxnConflict(why));
         }
@@ -314,7 +331,10 @@ impl StateMachine {
         let mut change = self.begin();
         let mut removed = 0;
         for id in ids {
-            if self.txns.get(&id).is_some_and(|t| t.status.is_final()) {
+            if let Some(t) = self.txns.get(&id)
+                && t.status.is_final()
+            {
+                self.txn_index.finished.remove(&(t.revision, id.clone()));
                 self.txns.remove(&id);
                 removed += 1;
             }
@@ -342,6 +362,9 @@ impl StateMachine {
     fn store_txn(&mut self, record: TxnRecord) {
         if record.status.is_final() {
             self.txn_index.active.remove(&record.id);
+            self.txn_index
+                .finished
+                .insert((record.revision, record.id.clone()));
         } else {
             self.txn_index.active.insert(record.id.clone());
         }
@@ -355,6 +378,26 @@ impl StateMachine {
             .filter(|t| !t.status.is_final())
             .map(|t| t.id.clone())
             .collect();
+        self.txn_index.finished = self
+            .txns
+            .values()
+            .filter(|t| t.status.is_final())
+            .map(|t| (t.revision, t.id.clone()))
+            .collect();
+    }
+
+    /// Final transactions that ended at or before `revision`, oldest first (for retention).
+    pub fn finished_txns_until(&self, revision: u64) -> impl Iterator<Item = &str> {
+        self.txn_index
+            .finished
+            .iter()
+            .take_while(move |(r, _)| *r <= revision)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// How many final transactions are kept.
+    pub fn finished_txn_count(&self) -> usize {
+        self.txn_index.finished.len()
     }
 
     /// One transaction.

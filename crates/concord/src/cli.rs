@@ -17,6 +17,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use concord_api::config::ConfigFormat;
 use concord_api::registry::DEFAULT_WEIGHT;
+use concord_api::transactions::TxnStatus;
 use concord_server::ServerConfig;
 
 use crate::cmd_config::ConfigAddr;
@@ -73,6 +74,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// List, add and remove cluster members.
     Members(MembersArgs),
+    /// Submit and inspect distributed transactions; retry or resolve stuck ones.
+    Txn(TxnArgs),
 }
 
 /// Flags shared by all client commands; usable anywhere after the subcommand.
@@ -281,6 +284,16 @@ pub struct TuningArgs {
           value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub config_history: u64,
 
+    /// How long finished transactions stay readable before they are forgotten, in
+    /// seconds (timed by the leader; a leader change only makes it longer).
+    #[arg(long, value_name = "SECS", default_value_t = ServerConfig::default().txn_retention.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub txn_retention_secs: u64,
+
+    /// Most finished transactions kept; the oldest beyond it are forgotten first.
+    #[arg(long, value_name = "N", default_value_t = ServerConfig::default().txn_max_finished)]
+    pub txn_max_finished: usize,
+
     /// Serve DNS (UDP and TCP) on this address, e.g. 127.0.0.1:7653; off when absent.
     #[arg(long, value_name = "ADDR", help_heading = "DNS")]
     pub dns_addr: Option<std::net::SocketAddr>,
@@ -309,6 +322,8 @@ impl TuningArgs {
         config.dns_addr = self.dns_addr;
         config.config_history = usize::try_from(self.config_history).unwrap_or(usize::MAX);
         config.dns_ttl_secs = self.dns_ttl;
+        config.txn_retention = Duration::from_secs(self.txn_retention_secs);
+        config.txn_max_finished = self.txn_max_finished;
         config.election_timeout = (
             Duration::from_millis(self.election_timeout_ms.min),
             Duration::from_millis(self.election_timeout_ms.max),
@@ -834,6 +849,64 @@ pub enum LeaseCommand {
         /// The lease id.
         id: String,
     },
+}
+
+/// `concord txn ...`.
+#[derive(Debug, Args)]
+pub struct TxnArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub command: TxnCommand,
+}
+
+/// The distributed transaction subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TxnCommand {
+    /// List transactions (one page, ordered by id).
+    Ls {
+        /// Only transactions in this status.
+        #[arg(long, value_parser = txn_status_parser())]
+        status: Option<TxnStatus>,
+        /// At most N transactions.
+        #[arg(long, value_name = "N",
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        limit: Option<usize>,
+        /// Start after this id (the `next page` of the previous listing).
+        #[arg(long, value_name = "ID")]
+        after: Option<String>,
+    },
+    /// Show a transaction's status, steps and history as JSON.
+    Get {
+        /// The transaction id.
+        id: String,
+    },
+    /// Restart a stuck transaction with fresh retry limits.
+    Retry {
+        /// The transaction id.
+        id: String,
+    },
+    /// Close a stuck or running transaction by hand, after fixing its effects yourself.
+    Resolve {
+        /// The transaction id.
+        id: String,
+        /// Why it was closed by hand; kept in its history.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Submit a transaction request (JSON, see docs/transactions.md) and print the answer.
+    Submit {
+        /// The request file; `-` reads stdin.
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+    },
+}
+
+/// `--status`: only the wire names, listed in the error and in `--help`.
+fn txn_status_parser() -> impl clap::builder::TypedValueParser<Value = TxnStatus> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(TxnStatus::ALL.map(TxnStatus::as_str))
+        .try_map(|s| TxnStatus::parse(&s).ok_or("unknown transaction status"))
 }
 
 #[cfg(test)]
@@ -1758,5 +1831,69 @@ mod tests {
         parse_err(&["members", "add", "4", "a", "a:2"]);
         parse_err(&["members", "add", "4", "a:1"]);
         parse_err(&["members", "remove", "x"]);
+    }
+
+    #[test]
+    fn txn_spellings() {
+        let cli = parse(&[
+            "txn",
+            "ls",
+            "--status",
+            "stuck",
+            "--limit",
+            "20",
+            "--after",
+            "o:1",
+            "--addr",
+            "http://h:1",
+        ]);
+        let Command::Txn(t) = &cli.command else {
+            panic!()
+        };
+        assert_eq!(t.client.server_url(&cli.addr), "http://h:1");
+        match &t.command {
+            TxnCommand::Ls {
+                status,
+                limit,
+                after,
+            } => {
+                assert_eq!(*status, Some(TxnStatus::Stuck));
+                assert_eq!(*limit, Some(20));
+                assert_eq!(after.as_deref(), Some("o:1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for status in TxnStatus::ALL {
+            let Command::Txn(TxnArgs {
+                command: TxnCommand::Ls { status: parsed, .. },
+                ..
+            }) = parse(&["txn", "ls", "--status", status.as_str()]).command
+            else {
+                panic!()
+            };
+            assert_eq!(parsed, Some(status));
+        }
+        match parse(&["txn", "resolve", "o-1", "--reason", "refunded by hand"]).command {
+            Command::Txn(TxnArgs {
+                command: TxnCommand::Resolve { id, reason },
+                ..
+            }) => assert_eq!((id.as_str(), reason.as_str()), ("o-1", "refunded by hand")),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["txn", "submit", "-"]).command {
+            Command::Txn(TxnArgs {
+                command: TxnCommand::Submit { file },
+                ..
+            }) => assert_eq!(file, PathBuf::from("-")),
+            other => panic!("{other:?}"),
+        }
+        let err = parse_err(&["txn", "ls", "--status", "bogus"]).to_string();
+        assert!(
+            err.contains("'bogus'") && err.contains("possible values: running, trying"),
+            "{err}"
+        );
+        parse_err(&["txn", "ls", "--limit", "0"]);
+        parse_err(&["txn", "resolve", "o-1"]);
+        parse_err(&["txn", "get"]);
     }
 }

@@ -17,6 +17,7 @@ mod cmd_route;
 mod cmd_services;
 mod cmd_snapshot;
 mod cmd_status;
+mod cmd_txn;
 mod follow;
 mod member_list;
 mod output;
@@ -95,6 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Members(args) => {
             cmd_members::run(&connect(&args.client), args.command, &mut out).await
         }
+        Command::Txn(args) => cmd_txn::run(&connect(&args.client), args.command, &mut out).await,
     }
 }
 

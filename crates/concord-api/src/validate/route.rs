@@ -1,6 +1,6 @@
 //! Rules for gateway routes: every field checked, errors name the field path.
 
-use super::{Invalid, namespace, service_name};
+use super::{Invalid, header_value, namespace, service_name, token};
 use crate::gateway::{HeaderRules, LB_POLICIES, RouteSpec};
 
 /// Most targets in a split.
@@ -34,18 +34,6 @@ pub fn route_name(name: &str) -> Result<(), Invalid> {
             ),
         ))
     }
-}
-
-/// An HTTP token (header names, methods, cookie names).
-fn token(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-fn header_value(s: &str) -> bool {
-    s.len() <= 4096 && !s.chars().any(|c| c.is_control() && c != '\t')
 }
 
 fn path(field: &str, p: &str) -> Result<(), Invalid> {

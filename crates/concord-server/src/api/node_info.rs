@@ -81,6 +81,7 @@ fn refresh_gauges(node: &SharedNode) {
     m.instances.set(state.instance_count() as i64);
     m.leases.set(state.leases().count() as i64);
     m.config_items.set(state.config_count() as i64);
+    m.txn.refresh(&state);
     let mut by_status = [0i64; 3];
     for (_, record) in state.instances_with_health() {
         for check in &record.instance.checks {

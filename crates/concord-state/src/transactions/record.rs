@@ -72,6 +72,9 @@ pub struct Slot {
     pub attempts: u32,
     /// `attempts` when an operator last retried; the limit counts from here.
     pub budget_from: u32,
+    /// Leader term that started the current attempt: a driver finding a running
+    /// slot from an older term knows its call was lost with that leader.
+    pub term: u64,
 }
 
 impl Slot {
@@ -79,6 +82,7 @@ impl Slot {
         state: SlotState::Pending,
         attempts: 0,
         budget_from: 0,
+        term: 0,
     };
 
     /// Whether a call was ever started (its effect may exist).

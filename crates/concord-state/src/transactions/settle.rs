@@ -108,6 +108,7 @@ impl TxnRecord {
 
     fn restart(&mut self, step: usize, phase: Phase, attempt: u32, at_ms: u64) -> bool {
         let live = self.live(phase);
+        let term = self.term;
         let Some(op) = phase.op(self.mode) else {
             return false;
         };
@@ -127,6 +128,7 @@ impl TxnRecord {
         } else {
             slot.state = SlotState::Running;
             slot.attempts = attempt;
+            slot.term = term;
             Verdict::Started
         };
         let entry = |attempt, verdict| HistoryEntry {
@@ -430,10 +432,12 @@ impl TxnRecord {
 
     fn start(&mut self, step: usize, phase: Phase, at_ms: u64) {
         let op = phase.op(self.mode);
+        let term = self.term;
         let s = &mut self.steps[step];
         let slot = s.slot_mut(phase);
         slot.state = SlotState::Running;
         slot.attempts += 1;
+        slot.term = term;
         let attempt = slot.attempts;
         if let Some(op) = op {
             self.log(HistoryEntry {

@@ -97,6 +97,7 @@ fn decide(sm: &mut StateMachine, id: &str, decision: TxnDecision) -> Outcome {
         id: id.to_owned(),
         decision,
         at_ms: 7,
+        term: 1,
     })
 }
 
@@ -321,6 +322,7 @@ fn branch(sm: &mut StateMachine, id: &str, name: &str) -> Outcome {
         id: id.to_owned(),
         step: crate::testutil::step(TxnMode::Tcc, name),
         at_ms: 3,
+        term: 1,
     })
 }
 
@@ -535,6 +537,7 @@ fn generated_ids_follow_the_revision_and_forget_drops_only_final_ones() {
     ));
     assert!(sm.transaction("t").is_none());
     assert!(sm.transaction(&id).is_some());
+    assert_eq!(sm.finished_txn_count(), 0);
 }
 
 #[test]
@@ -570,4 +573,10 @@ fn snapshots_keep_transactions_and_restore_the_active_index() {
     let restored = StateMachine::restore(&sm.snapshot(), Default::default()).expect("restore");
     assert_eq!(restored, sm);
     assert_eq!(restored.active_txns().collect::<Vec<_>>(), ["open"]);
+    let done_at = sm.transaction("done").unwrap().revision;
+    assert_eq!(
+        restored.finished_txns_until(done_at).collect::<Vec<_>>(),
+        ["done"]
+    );
+    assert_eq!(restored.finished_txns_until(done_at - 1).count(), 0);
 }

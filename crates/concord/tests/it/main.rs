@@ -18,6 +18,8 @@ mod leases;
 mod node;
 mod registry;
 mod routes;
+mod transactions;
 mod txn;
+mod txn_cli;
 mod validation;
 mod watch;

@@ -35,7 +35,7 @@ impl Server {
 
     /// `concord dev` on a data dir the caller owns (for restores).
     pub async fn dev_on(data_dir: &Path) -> Server {
-        let (child, base, dns) = spawn(data_dir, &[]);
+        let (child, base, dns) = spawn(data_dir, &[], None);
         let s = Server {
             child: Some(child),
             base,
@@ -50,10 +50,15 @@ impl Server {
 
     /// `concord server --bootstrap` on a fresh data dir with extra flags.
     pub async fn start_with(extra: &[&str]) -> Server {
+        Server::start_faulty(extra, None).await
+    }
+
+    /// Like `start_with`, with `CONCORD_FAULT_POINTS` set to `faults` (this start only).
+    pub async fn start_faulty(extra: &[&str], faults: Option<&str>) -> Server {
         let tmp = tempfile::tempdir().expect("tempdir");
         let data_dir = tmp.path().join("data");
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        let (child, base, dns) = spawn(&data_dir, &extra);
+        let (child, base, dns) = spawn(&data_dir, &extra, faults);
         let s = Server {
             child: Some(child),
             base,
@@ -74,11 +79,27 @@ impl Server {
     /// `kill -9`, then start again on the same data dir (new ports).
     pub async fn crash_and_restart(&mut self) {
         self.kill9();
-        let (child, base, dns) = spawn(&self.data_dir, &self.extra);
+        let (child, base, dns) = spawn(&self.data_dir, &self.extra, None);
         self.child = Some(child);
         self.base = base;
         self.dns = dns;
         self.wait_ready().await;
+    }
+
+    /// Waits (at most `within`) for the process to die on its own, e.g. at a fault
+    /// point; returns whether it did.
+    pub async fn wait_death(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(c) = self.child.as_mut()
+                && c.try_wait().expect("wait").is_some()
+            {
+                self.child = None;
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
     }
 
     /// SIGKILL and reap.
@@ -139,8 +160,15 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_concord")
 }
 
-fn spawn(data_dir: &Path, extra: &[String]) -> (Child, String, Option<SocketAddr>) {
+fn spawn(
+    data_dir: &Path,
+    extra: &[String],
+    faults: Option<&str>,
+) -> (Child, String, Option<SocketAddr>) {
     let mut cmd = Command::new(bin());
+    if let Some(f) = faults {
+        cmd.env("CONCORD_FAULT_POINTS", f);
+    }
     if extra.is_empty() {
         cmd.args([
             "dev",
