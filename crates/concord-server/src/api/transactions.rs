@@ -54,6 +54,27 @@ async fn wait_for(
     }
 }
 
+/// Proposes `cmd` and waits until this node has applied it, so what the handler
+/// reads next reflects the write (a follower applies after the leader answers).
+async fn write(node: &SharedNode, cmd: Command) -> ApiResult<Outcome> {
+    let outcome = node.write(cmd).await?;
+    let revision = match &outcome {
+        Outcome::TxnCreated { revision, .. } | Outcome::TxnChanged { revision, .. } => *revision,
+        _ => 0,
+    };
+    if !wait_for(node, node.config.write_timeout, |s| {
+        s.revision() >= revision
+    })
+    .await
+    {
+        return Err(ApiError::new(
+            ErrorCode::Unavailable,
+            "the write is committed but this node has not applied it yet; read it again shortly",
+        ));
+    }
+    Ok(outcome)
+}
+
 fn is_final(state: &StateMachine, id: &str) -> bool {
     state.transaction(id).is_none_or(|t| t.status.is_final())
 }
@@ -93,7 +114,7 @@ pub async fn create(
         at_ms: now_ms(),
         term: term(&node),
     };
-    let id = match node.write(cmd).await? {
+    let id = match write(&node, cmd).await? {
         Outcome::TxnCreated { id, .. } => id,
         other => return Err(unexpected(other)),
     };
@@ -213,12 +234,15 @@ pub async fn branch(
     let step = convert::new_branch(&request, &rec)?;
     let name = step.name.clone();
     let limit = Duration::from_millis(rec.timeout_ms);
-    node.write(Command::TxnBranch {
-        id: id.clone(),
-        step,
-        at_ms: now_ms(),
-        term: term(&node),
-    })
+    write(
+        &node,
+        Command::TxnBranch {
+            id: id.clone(),
+            step,
+            at_ms: now_ms(),
+            term: term(&node),
+        },
+    )
     .await?;
     let settled = |s: &StateMachine| {
         s.transaction(&id).is_none_or(|t| {
@@ -303,12 +327,15 @@ async fn decide_and_wait(
     wait: bool,
 ) -> ApiResult<Response> {
     let rec = record(&node, &id).await?;
-    node.write(Command::TxnDecide {
-        id: id.clone(),
-        decision,
-        at_ms: now_ms(),
-        term: term(&node),
-    })
+    write(
+        &node,
+        Command::TxnDecide {
+            id: id.clone(),
+            decision,
+            at_ms: now_ms(),
+            term: term(&node),
+        },
+    )
     .await?;
     if wait {
         let limit = Duration::from_millis(rec.timeout_ms);
@@ -358,12 +385,15 @@ pub async fn abort(
 /// `POST /v1/transactions/{id}/retry`: fresh attempts for a stuck transaction.
 pub async fn retry(State(node): State<SharedNode>, Path(id): Path<String>) -> ApiResult<Response> {
     record(&node, &id).await?;
-    node.write(Command::TxnDecide {
-        id: id.clone(),
-        decision: TxnDecision::Retry,
-        at_ms: now_ms(),
-        term: term(&node),
-    })
+    write(
+        &node,
+        Command::TxnDecide {
+            id: id.clone(),
+            decision: TxnDecision::Retry,
+            at_ms: now_ms(),
+            term: term(&node),
+        },
+    )
     .await?;
     status_only(&node, &id)
 }
@@ -376,14 +406,17 @@ pub async fn resolve(
 ) -> ApiResult<Response> {
     validate::resolve(&request)?;
     record(&node, &id).await?;
-    node.write(Command::TxnDecide {
-        id: id.clone(),
-        decision: TxnDecision::Resolve {
-            reason: request.reason,
+    write(
+        &node,
+        Command::TxnDecide {
+            id: id.clone(),
+            decision: TxnDecision::Resolve {
+                reason: request.reason,
+            },
+            at_ms: now_ms(),
+            term: term(&node),
         },
-        at_ms: now_ms(),
-        term: term(&node),
-    })
+    )
     .await?;
     status_only(&node, &id)
 }

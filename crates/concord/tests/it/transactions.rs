@@ -698,3 +698,93 @@ async fn a_coordinator_killed_at_each_fault_point_resumes_from_the_log() {
         );
     }
 }
+
+#[tokio::test]
+async fn any_node_takes_transactions_and_the_leader_drives_them() {
+    let c = crate::support::cluster::Cluster::start(3).await;
+    let leader = c.leader().await;
+    let follower = *c.nodes.keys().find(|id| **id != leader).unwrap();
+    let f = c.node(follower);
+    let l = Ledger::start(&[("a", 10), ("b", 10)]).await;
+    let (st, _, view) = call(
+        Method::POST,
+        &f.url("/v1/transactions"),
+        Some(json!({"id": "via-follower", "mode": "saga", "wait": true,
+                    "steps": [debit(&l, "s1", "a", 3), debit(&l, "s2", "b", -3)]})),
+    )
+    .await;
+    assert_eq!(st, 200, "{view}");
+    assert_eq!(view["status"], "succeeded");
+    assert_eq!((l.balance("a").await, l.balance("b").await), (7, 13));
+    // TCC end to end through the follower: create, branch (answered after the
+    // leader's try), commit.
+    let (st, _, b) = call(
+        Method::POST,
+        &f.url("/v1/transactions"),
+        Some(json!({"id": "tcc-f", "mode": "tcc"})),
+    )
+    .await;
+    assert_eq!(st, 202, "{b}");
+    let (st, _, b) = call(
+        Method::POST,
+        &f.url("/v1/transactions/tcc-f/branches"),
+        Some(branch(&l, "x", "a", 2)),
+    )
+    .await;
+    assert_eq!(st, 200, "{b}");
+    let (st, _, view) = call(Method::POST, &f.url("/v1/transactions/tcc-f/commit"), None).await;
+    assert_eq!(st, 200, "{view}");
+    assert_eq!(view["status"], "succeeded");
+    assert_eq!(l.balance("a").await, 5);
+    // Every node reads the same records.
+    for id in c.nodes.keys() {
+        let (st, _, v) = get(&c.node(*id).url("/v1/transactions/tcc-f?consistency=stale")).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["status"], "succeeded", "node {id}");
+    }
+}
+
+#[tokio::test]
+async fn the_cli_lists_shows_retries_and_resolves() {
+    let s = Server::dev().await;
+    let l = Ledger::start(&[("a", 10)]).await;
+    l.script("c", "commit", (0..2).map(|_| Behavior::Fail(500)));
+    submit(
+        &s,
+        json!({"id": "cli-t", "mode": "2pc", "retry": {"initial_backoff_ms": 10, "max_attempts": 2},
+               "steps": [two_pc_step(&l, "c", "a", -1)]}),
+    )
+    .await;
+    status_becomes(&s, "cli-t", "stuck").await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(crate::support::bin())
+            .args(args)
+            .args(["--addr", &s.base])
+            .output()
+            .expect("run concord");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = run(&["txn", "ls", "--status", "stuck"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("cli-t") && out.contains("stuck") && out.contains("2pc"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["txn", "get", "cli-t"]);
+    assert!(ok, "{err}");
+    let view: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(view["status"], "stuck");
+    // Retry: the participant now works, the commit goes through.
+    let (ok, _, err) = run(&["txn", "retry", "cli-t"]);
+    assert!(ok, "{err}");
+    let view = finished(&s, "cli-t").await;
+    assert_eq!(view["status"], "succeeded");
+    let (ok, _, err) = run(&["txn", "resolve", "cli-t", "--reason", "x"]);
+    assert!(!ok, "resolving a finished transaction must fail");
+    assert!(err.contains("already"), "{err}");
+}
