@@ -788,3 +788,48 @@ async fn the_cli_lists_shows_retries_and_resolves() {
     assert!(!ok, "resolving a finished transaction must fail");
     assert!(err.contains("already"), "{err}");
 }
+
+#[tokio::test]
+async fn finished_transactions_are_forgotten_after_retention_or_past_the_cap() {
+    let s = Server::start_with(&["--txn-retention-secs", "1", "--txn-max-finished", "100"]).await;
+    let l = Ledger::start(&[("a", 10)]).await;
+    let (st, view) = submit(
+        &s,
+        json!({"id": "old", "mode": "saga", "wait": true, "steps": [debit(&l, "s1", "a", 1)]}),
+    )
+    .await;
+    assert_eq!(st, 200, "{view}");
+    // Unfinished ones are never dropped.
+    submit(
+        &s,
+        json!({"id": "open", "mode": "tcc", "timeout_secs": 3600}),
+    )
+    .await;
+    eventually(WAIT, "the finished transaction to be forgotten", || async {
+        let (st, _, _) = get(&s.url("/v1/transactions/old")).await;
+        (st == 404).then_some(())
+    })
+    .await;
+    let (st, _, b) = get(&s.url("/v1/transactions/open")).await;
+    assert_eq!((st, b["status"].as_str()), (200, Some("trying")));
+
+    let capped = Server::start_with(&["--txn-max-finished", "2"]).await;
+    for i in 0..4 {
+        let (st, view) = submit(
+            &capped,
+            json!({"id": format!("c{i}"), "mode": "saga", "wait": true, "steps": [debit(&l, "s1", "a", 1)]}),
+        )
+        .await;
+        assert_eq!(st, 200, "{view}");
+    }
+    eventually(WAIT, "only the two newest to remain", || async {
+        let (_, _, list) = get(&capped.url("/v1/transactions")).await;
+        let ids: Vec<String> = list["transactions"]
+            .as_array()?
+            .iter()
+            .map(|t| t["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (ids == ["c2", "c3"]).then_some(())
+    })
+    .await;
+}
