@@ -152,14 +152,45 @@ fsync_probe() {
     fi
 }
 
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq "$CLEANUP_GRACE"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+# stop_pids GRACE PID...: SIGTERM every PID, give each GRACE tenths of a second to
+# exit, then SIGKILL what is left and reap it.
+stop_pids() {
+    local grace=$1 pid
+    shift
+    for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "$@"; do
+        for _ in $(seq "$grace"); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+}
+
+# report_checks MESSAGE: the checks that failed (the caller's FAILED array), or
+# MESSAGE when every check passed.
+report_checks() {
+    local f
+    if ((${#FAILED[@]})); then
+        echo "**Checks failed:**"
+        echo
+        for f in "${FAILED[@]}"; do echo "- $f"; done
+    else
+        echo "$1"
+    fi
+}
+
+# report_raw FILE TITLE: FILE's lines in a collapsed block of the report.
+report_raw() {
+    echo "<details><summary>$2</summary>"
+    echo
+    echo '```'
+    cat "$1"
+    echo '```'
+    echo
+    echo "</details>"
+}
+
+cleanup() {
+    stop_pids "$CLEANUP_GRACE" "${PIDS[@]}"
     if [[ ${KEEP_WORK:-0} == 1 ]]; then
         log "kept $WORK"
     else

@@ -172,13 +172,7 @@ report() {
     echo "30 s long polling, and users report pushes delayed by seconds to minutes. These are"
     echo "stated figures, quoted for scale only; they are not comparable measurements."
     echo
-    if ((${#FAILED[@]})); then
-        echo "**Checks failed:**"
-        echo
-        for f in "${FAILED[@]}"; do echo "- $f"; done
-    else
-        echo "All checks passed (every publish accepted; every listener received every version once, in order)."
-    fi
+    report_checks "All checks passed (every publish accepted; every listener received every version once, in order)."
     echo
     echo "<details><summary>concord-bench result line</summary>"
     echo

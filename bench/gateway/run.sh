@@ -782,13 +782,7 @@ report() {
         fi
     fi
     echo
-    if ((${#FAILED[@]})); then
-        echo "**Checks failed:**"
-        echo
-        for f in "${FAILED[@]}"; do echo "- $f"; done
-    else
-        echo "All checks passed (no errors, no non-2xx answers in any measured run)."
-    fi
+    report_checks "All checks passed (no errors, no non-2xx answers in any measured run)."
     echo
     echo "Raw wrk and h2load output: \`$(basename "$OUT_RAW")\`."
     echo

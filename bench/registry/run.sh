@@ -271,21 +271,9 @@ report() {
     if wants register; then report_register; fi
     if wants heartbeats; then report_heartbeats; fi
     if wants fanout; then report_fanout; fi
-    if ((${#FAILED[@]})); then
-        echo "**Checks failed:**"
-        echo
-        for f in "${FAILED[@]}"; do echo "- $f"; done
-    else
-        echo "All checks passed (no registration errors; no heartbeat errors or expired instances; every watch event delivered once)."
-    fi
+    report_checks "All checks passed (no registration errors; no heartbeat errors or expired instances; every watch event delivered once)."
     echo
-    echo "<details><summary>concord-bench result lines</summary>"
-    echo
-    echo '```'
-    cat "$WORK/results.txt"
-    echo '```'
-    echo
-    echo "</details>"
+    report_raw "$WORK/results.txt" "concord-bench result lines"
 }
 
 write_report # to stdout and bench/results/registry-$STAMP.md; exits 3 when a check failed

@@ -12,6 +12,7 @@
 //! and the catch-up after it are not in it. A 404 on a heartbeat means the instance had
 //! expired: the run fails if there is any, or if fewer than N instances remain at the end.
 
+use crate::phase::{MEASURE, STOP};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
@@ -80,8 +81,6 @@ impl Schedule {
 
 /// Phases of the run: before the window (registering, settling), in it, over.
 const RUN: u8 = 0;
-const MEASURE: u8 = 1;
-const STOP: u8 = 2;
 
 /// What every worker updates as it goes.
 struct Shared {

@@ -1,18 +1,21 @@
-//! `concord-bench`: the load generator behind `bench/registry/run.sh` and
-//! `bench/config/run.sh`.
+//! `concord-bench`: the load generator behind `bench/registry/run.sh`,
+//! `bench/config/run.sh` and `bench/txn/run.sh`.
 //!
-//! One subcommand per scenario, each against one running concord node:
+//! One subcommand per scenario, each against one running concord node (`txn`: one or
+//! more nodes of a cluster):
 //!
 //! - `register`: closed-loop registrations of new persistent instances over C connections;
 //! - `heartbeats`: N ephemeral instances, each heart-beaten on a fixed schedule (open loop);
 //! - `fanout`: W Server-Sent-Events watchers of one service, and how long each
 //!   registration takes to reach all of them;
 //! - `config-fanout`: W watchers of one config item, and how long each published
-//!   version takes to reach all of them (`bench/config/run.sh`).
+//!   version takes to reach all of them (`bench/config/run.sh`);
+//! - `txn`: two-step sagas per second and per core-second of the concord processes, at
+//!   C concurrent clients, against an in-process trivial participant (`bench/txn/run.sh`).
 //!
-//! Each prints progress on stderr and one `BENCH_RESULT key=value …` line on stdout,
-//! which the script parses. Given `--pid`, the server's CPU (from `/proc/PID/stat`) is
-//! measured over the same window as the load.
+//! Each prints progress on stderr and one `BENCH_RESULT key=value …` line on stdout
+//! (`txn`: one per concurrency), which the script parses. Given `--pid`, the server's
+//! CPU (from `/proc/PID/stat`) is measured over the same window as the load.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
@@ -20,10 +23,12 @@ mod config_fanout;
 mod fanout;
 mod heartbeats;
 mod ids;
+mod phase;
 mod procfs;
 mod register;
 mod report;
 mod stats;
+mod txn;
 mod watchers;
 
 use std::time::Duration;
@@ -50,6 +55,8 @@ enum Scenario {
     Fanout(fanout::Args),
     /// Delivery latency of config publishes to many listeners.
     ConfigFanout(config_fanout::Args),
+    /// Two-step sagas per second through the transaction coordinator.
+    Txn(txn::Args),
 }
 
 /// The server under test; shared by every scenario.
@@ -116,12 +123,15 @@ pub async fn call(req: reqwest::RequestBuilder) -> reqwest::Result<(reqwest::Sta
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let line = match Cli::parse().scenario {
-        Scenario::Register(args) => register::run(args).await?,
-        Scenario::Heartbeats(args) => heartbeats::run(args).await?,
-        Scenario::Fanout(args) => fanout::run(args).await?,
-        Scenario::ConfigFanout(args) => config_fanout::run(args).await?,
+    let lines = match Cli::parse().scenario {
+        Scenario::Register(args) => vec![register::run(args).await?],
+        Scenario::Heartbeats(args) => vec![heartbeats::run(args).await?],
+        Scenario::Fanout(args) => vec![fanout::run(args).await?],
+        Scenario::ConfigFanout(args) => vec![config_fanout::run(args).await?],
+        Scenario::Txn(args) => txn::run(args).await?,
     };
-    println!("{line}");
+    for line in lines {
+        println!("{line}");
+    }
     Ok(())
 }

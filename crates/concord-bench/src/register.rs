@@ -5,6 +5,7 @@
 //! instance. After the warm-up, requests that complete inside the measured window count:
 //! 200s give the rate and the latencies, anything else (or a transport error) is an error.
 
+use crate::phase::{MEASURE, STOP, WARMUP};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
@@ -34,10 +35,6 @@ pub struct Args {
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
 }
-
-const WARMUP: u8 = 0;
-const MEASURE: u8 = 1;
-const STOP: u8 = 2;
 
 /// What one worker saw inside the measured window.
 #[derive(Default)]
