@@ -1,4 +1,8 @@
-//! A circuit breaker per route target, with Resilience4j's semantics.
+//! A circuit breaker per call target (a gateway route's endpoint, an SDK
+//! service instance), with Resilience4j's semantics.
+//!
+//! Shared by the gateway and the SDK so a service called through either one
+//! trips on the same rules.
 //!
 //! **Closed**: calls go through and their outcomes are counted in a sliding
 //! time window of `window_secs` one-second buckets. Once the window holds at

@@ -1,7 +1,9 @@
 //! The [`Client`] handle, the shared request plumbing and the node endpoints
 //! (`/v1/status`, `/v1/health`, `/v1/ready`).
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use concord_api::status::Status;
@@ -15,6 +17,15 @@ pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:7600";
 
 /// How long to wait for a TCP connection before reporting the node unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connect timeout of multi-server clients: a dead node should cost little
+/// before the next one is tried.
+const FAILOVER_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a multi-server client keeps retrying a request that is safe to
+/// retry (connect errors, `503 no_leader`/`unavailable`) before giving up:
+/// long enough to ride out a leader election.
+pub const DEFAULT_FAILOVER_BUDGET: Duration = Duration::from_secs(10);
 
 /// Which read guarantee reads ask the server for.
 ///
@@ -36,6 +47,8 @@ pub enum Consistency {
 #[derive(Debug, Clone)]
 pub struct Client {
     base: String,
+    /// Set by [`Client::with_servers`]: the nodes requests may fail over to.
+    failover: Option<Arc<Failover>>,
     http: reqwest::Client,
     consistency: Consistency,
     /// Registry namespace; `None` means the server's default.
@@ -60,9 +73,74 @@ impl Client {
     pub fn with_http_client(base_url: impl AsRef<str>, http: reqwest::Client) -> Self {
         Client {
             base: concord_api::base_url(base_url.as_ref()),
+            failover: None,
             http,
             consistency: Consistency::Default,
             namespace: None,
+        }
+    }
+
+    /// A client for several nodes of one cluster, failing over between them.
+    ///
+    /// Requests go to one node (the last one that worked) and move on to the
+    /// next when it cannot be reached, or when it answers `503 no_leader` /
+    /// `unavailable`, with a short jittered backoff, for at most
+    /// [`DEFAULT_FAILOVER_BUDGET`] in total (see [`Client::with_failover_budget`]).
+    /// Only what is safe is retried: a connect error means the request was never
+    /// sent and a `503` means nothing was committed, so any request is retried on
+    /// those; other transport errors (a reset or timeout after sending) are
+    /// retried for reads (`GET`/`HEAD`) only, because a write may have been
+    /// applied. An empty list means [`DEFAULT_BASE_URL`].
+    ///
+    /// ```
+    /// let client = concord_client::Client::with_servers(["10.0.0.1:7600", "10.0.0.2:7600"]);
+    /// assert_eq!(client.servers().len(), 2);
+    /// ```
+    pub fn with_servers<I, S>(servers: I) -> Client
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut bases: Vec<String> = servers
+            .into_iter()
+            .map(|s| concord_api::base_url(s.as_ref()))
+            .collect();
+        if bases.is_empty() {
+            bases.push(DEFAULT_BASE_URL.to_owned());
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(FAILOVER_CONNECT_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        let mut client = Client::with_http_client(&bases[0], http);
+        client.failover = Some(Arc::new(Failover {
+            urls: bases.iter().map(|b| reqwest::Url::parse(b).ok()).collect(),
+            bases,
+            current: AtomicUsize::new(0),
+            budget: DEFAULT_FAILOVER_BUDGET,
+        }));
+        client
+    }
+
+    /// Returns this client with failover retries bounded by `budget` in total
+    /// (no effect on a single-server client made with [`Client::new`]).
+    pub fn with_failover_budget(mut self, budget: Duration) -> Self {
+        if let Some(f) = &self.failover {
+            self.failover = Some(Arc::new(Failover {
+                bases: f.bases.clone(),
+                urls: f.urls.clone(),
+                current: AtomicUsize::new(f.current.load(Ordering::Relaxed)),
+                budget,
+            }));
+        }
+        self
+    }
+
+    /// The nodes this client talks to: one, or every node given to [`Client::with_servers`].
+    pub fn servers(&self) -> Vec<String> {
+        match &self.failover {
+            Some(f) => f.bases.clone(),
+            None => vec![self.base.clone()],
         }
     }
 
@@ -93,7 +171,8 @@ impl Client {
         q
     }
 
-    /// The normalized base URL requests go to, for messages and logs.
+    /// The normalized base URL requests go to (the first server of a
+    /// multi-server client), for messages and logs.
     pub fn base_url(&self) -> &str {
         &self.base
     }
@@ -139,11 +218,22 @@ impl Client {
     }
 
     /// Sends a request; non-2xx answers become [`ClientError::Api`].
+    ///
+    /// A multi-server client fails over as described on [`Client::with_servers`].
     pub(crate) async fn send(
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ClientError> {
-        let response = request.send().await?;
+        match &self.failover {
+            None => Self::send_once(request.send().await).await,
+            Some(failover) => failover.send(&self.http, request.build()?).await,
+        }
+    }
+
+    async fn send_once(
+        sent: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<reqwest::Response, ClientError> {
+        let response = sent?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -169,6 +259,88 @@ impl Client {
         query: &Query,
     ) -> Result<T, ClientError> {
         self.send_json(self.http.get(self.url(path, query))).await
+    }
+}
+
+/// The nodes of a multi-server client and which one is in use.
+#[derive(Debug)]
+struct Failover {
+    bases: Vec<String>,
+    /// `bases` parsed, to re-point a built request; `None` for an unparsable base.
+    urls: Vec<Option<reqwest::Url>>,
+    /// Index of the node that answered last; shared by clones so they agree.
+    current: AtomicUsize,
+    budget: Duration,
+}
+
+/// First backoff between failover rounds; doubles up to [`FAILOVER_BACKOFF_MAX`].
+const FAILOVER_BACKOFF_BASE: Duration = Duration::from_millis(50);
+const FAILOVER_BACKOFF_MAX: Duration = Duration::from_millis(1000);
+
+impl Failover {
+    async fn send(
+        &self,
+        http: &reqwest::Client,
+        request: reqwest::Request,
+    ) -> Result<reqwest::Response, ClientError> {
+        let deadline = Instant::now() + self.budget;
+        let read = matches!(
+            *request.method(),
+            reqwest::Method::GET | reqwest::Method::HEAD
+        );
+        let mut attempt: u32 = 0;
+        loop {
+            let index = self.current.load(Ordering::Relaxed) % self.bases.len();
+            let Some(mut this_try) = request.try_clone() else {
+                // A streaming body cannot be replayed: one attempt only.
+                return Client::send_once(http.execute(self.point(request, index)).await).await;
+            };
+            this_try = self.point(this_try, index);
+            let outcome = Client::send_once(http.execute(this_try).await).await;
+            let retry = match &outcome {
+                Ok(_) => false,
+                Err(ClientError::Api { status: 503, .. }) => outcome
+                    .as_ref()
+                    .err()
+                    .is_some_and(ClientError::is_unavailable),
+                Err(ClientError::Transport(e)) => e.is_connect() || read,
+                Err(_) => false,
+            };
+            if !retry || Instant::now() >= deadline {
+                return outcome;
+            }
+            attempt += 1;
+            // Move on; a node that failed is tried again after the others.
+            let _ = self.current.compare_exchange(
+                index,
+                (index + 1) % self.bases.len(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            // Back off once per full round, so a dead node costs nothing extra
+            // while another is live, and an election is waited out.
+            if attempt.is_multiple_of(self.bases.len() as u32) {
+                let round = attempt / self.bases.len() as u32;
+                let delay = concord_balance::retry::backoff_between(
+                    round,
+                    FAILOVER_BACKOFF_BASE,
+                    FAILOVER_BACKOFF_MAX,
+                )
+                .min(deadline.saturating_duration_since(Instant::now()));
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+
+    /// The request with its scheme, host and port set to node `index`.
+    fn point(&self, mut request: reqwest::Request, index: usize) -> reqwest::Request {
+        if let Some(base) = &self.urls[index] {
+            let url = request.url_mut();
+            let _ = url.set_scheme(base.scheme());
+            let _ = url.set_host(base.host_str());
+            let _ = url.set_port(base.port_or_known_default());
+        }
+        request
     }
 }
 

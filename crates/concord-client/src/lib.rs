@@ -33,29 +33,45 @@ mod backup;
 mod client;
 mod cluster;
 mod config;
+pub mod config_watcher;
+mod discovery;
 pub mod encode;
 mod error;
 mod kv;
 mod leases;
 pub mod participant;
+mod registration;
 mod routes;
+mod service_client;
 mod services;
 pub mod sse;
 mod transactions;
 mod watch;
 
-pub use client::{Client, Consistency, DEFAULT_BASE_URL};
+pub use client::{Client, Consistency, DEFAULT_BASE_URL, DEFAULT_FAILOVER_BUDGET};
 pub use config::{PublishOptions, RawConfig};
+pub use config_watcher::ConfigWatcher;
+pub use discovery::Discovery;
 pub use error::ClientError;
 pub use kv::{DeleteOptions, PutOptions, RawValue};
 #[cfg(any(feature = "barrier-sqlite", feature = "barrier-postgres"))]
 pub use participant::{Barrier, BarrierError, BarrierOutcome};
 pub use participant::{MetaError, TxnMeta};
+pub use registration::{DEFAULT_TTL_SECS, Registration};
+pub use service_client::{CallError, CallPolicy, ServiceClient};
 pub use transactions::{BranchOutcome, CallSpecExt, Saga, Tcc, TccHandle, TwoPhase, TxnAnswer};
 pub use watch::{WatchEvent, WatchPayload, WatchStream};
 
 /// Re-exported so users of the client need no direct dependency on the wire-types crate.
 pub use concord_api as api;
+
+/// Re-exported for [`CallPolicy`]'s breaker settings and retry conditions, and
+/// [`Discovery::with_policy`]'s balancing policies.
+pub use concord_balance as balance;
+/// The circuit-breaker settings of [`CallPolicy::circuit_breaker`].
+pub use concord_balance::breaker::BreakerConfig;
+/// The retry conditions [`CallPolicy::retry_on`] lists.
+pub use concord_balance::retry::RetryOn;
 
 /// Re-exported so participants write their business queries with the same sqlx the
 /// [`Barrier`] hands its transaction from.

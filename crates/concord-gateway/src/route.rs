@@ -37,12 +37,12 @@ use crate::rate_limit::RateLimiter;
 use crate::retry::{RetryBudget, RetryPolicy};
 use crate::sticky::{self, StickyConfig};
 
-/// Time to establish a TCP connection to an endpoint.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Time one attempt may take to get response headers.
-pub const DEFAULT_PER_TRY_TIMEOUT: Duration = Duration::from_secs(15);
-/// Time all attempts together may take to get response headers.
-pub const DEFAULT_TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time to establish a TCP connection to an endpoint (shared with the SDK).
+pub use crate::retry::DEFAULT_CONNECT_TIMEOUT;
+/// Time one attempt may take to get response headers (shared with the SDK).
+pub use crate::retry::DEFAULT_PER_TRY_TIMEOUT;
+/// Time all attempts together may take to get response headers (shared with the SDK).
+pub use crate::retry::DEFAULT_TOTAL_TIMEOUT;
 /// Registry namespace of targets that do not name one.
 pub const DEFAULT_NAMESPACE: &str = concord_api::registry::DEFAULT_NAMESPACE;
 
@@ -366,7 +366,8 @@ impl Route {
             _ => Rewrite::Keep,
         };
         let t = spec.timeouts.clone().unwrap_or_default();
-        let retry = RetryPolicy::from_spec(spec.retries.as_ref())?;
+        let retry = RetryPolicy::from_spec(spec.retries.as_ref())
+            .map_err(|e| RouteError::invalid("retries.on", e.to_string()))?;
         Ok(Route {
             name: stored.name.clone(),
             revision: stored.revision,

@@ -18,6 +18,7 @@ mod leases;
 mod node;
 mod registry;
 mod routes;
+mod sdk;
 mod transactions;
 mod txn;
 mod txn_cli;
