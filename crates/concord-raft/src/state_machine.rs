@@ -181,6 +181,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let mut outcomes = Vec::new();
             for entry in entries {
                 applied.last_log_id = Some(entry.log_id);
+                sm.set_log_position(entry.log_id.leader_id.term, entry.log_id.index);
                 let answer = match entry.payload {
                     EntryPayload::Normal(LogCommand::Batch(cmds)) => {
                         cmds.into_iter().map(|cmd| sm.apply(cmd)).collect()

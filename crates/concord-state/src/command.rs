@@ -183,16 +183,15 @@ pub enum Command {
     TxnCreate {
         /// The validated transaction.
         txn: crate::transactions::NewTxn,
-        /// Leader wall clock, for display.
+        /// Wall clock of the node that took the request, for display.
         at_ms: u64,
-        /// The proposing leader's term.
-        term: u64,
     },
     /// What the leader's driver saw: call results, restarts, the deadline.
     TxnAdvance {
         /// The transaction.
         id: String,
-        /// The driving leader's term; older terms are refused.
+        /// The driving leader's term; a driver from a term older than the one the
+        /// record was last driven or changed in is refused.
         term: u64,
         /// Leader wall clock, for display.
         at_ms: u64,
@@ -207,10 +206,8 @@ pub enum Command {
         id: String,
         /// The validated branch.
         step: crate::transactions::NewStep,
-        /// Leader wall clock, for display.
+        /// Wall clock of the node that took the request, for display.
         at_ms: u64,
-        /// The proposer's term, so the calls it starts are not taken for orphans.
-        term: u64,
     },
     /// A client's commit or abort, an operator's retry or resolve.
     TxnDecide {
@@ -218,10 +215,8 @@ pub enum Command {
         id: String,
         /// What was decided.
         decision: crate::transactions::TxnDecision,
-        /// Leader wall clock, for display.
+        /// Wall clock of the node that took the request, for display.
         at_ms: u64,
-        /// The proposer's term, so the calls it starts are not taken for orphans.
-        term: u64,
     },
     /// Drop finished transactions past their retention.
     TxnForget {

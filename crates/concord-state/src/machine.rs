@@ -28,6 +28,11 @@ pub struct StateMachine {
     pub(crate) txns: crate::transactions::Txns,
     /// Derived from `txns`; rebuilt on restore.
     pub(crate) txn_index: crate::transactions::TxnIndex,
+    /// Term of the leader that appended the entry being applied, and its log index
+    /// (set by the Raft glue before each entry; part of the log, so every replica
+    /// sees the same).
+    pub(crate) log_term: u64,
+    pub(crate) log_index: u64,
     pub(crate) history: VecDeque<Event>,
     pub(crate) history_bytes: usize,
     /// Events with revision <= this are gone; watches from before it get `compacted`.
@@ -74,6 +79,8 @@ impl StateMachine {
             next_lease_id: 1,
             txns: BTreeMap::new(),
             txn_index: Default::default(),
+            log_term: 0,
+            log_index: 0,
             history: VecDeque::new(),
             history_bytes: 0,
             compacted: 0,
@@ -142,7 +149,7 @@ impl StateMachine {
             Command::RoutePut { name, json } => self.route_put(name, json),
             Command::RouteDelete { name } => self.route_delete(name),
             Command::Restore { snapshot } => self.restore_from(&snapshot),
-            Command::TxnCreate { txn, at_ms, term } => self.txn_create(txn, at_ms, term),
+            Command::TxnCreate { txn, at_ms } => self.txn_create(txn, at_ms),
             Command::TxnAdvance {
                 id,
                 term,
@@ -150,20 +157,26 @@ impl StateMachine {
                 elapsed_ms,
                 events,
             } => self.txn_advance(&id, term, at_ms, elapsed_ms, events),
-            Command::TxnBranch {
-                id,
-                step,
-                at_ms,
-                term,
-            } => self.txn_branch(&id, step, at_ms, term),
+            Command::TxnBranch { id, step, at_ms } => self.txn_branch(&id, step, at_ms),
             Command::TxnDecide {
                 id,
                 decision,
                 at_ms,
-                term,
-            } => self.txn_decide(&id, decision, at_ms, term),
+            } => self.txn_decide(&id, decision, at_ms),
             Command::TxnForget { ids } => self.txn_forget(ids),
         }
+    }
+
+    /// Tells the machine where the entry about to be applied sits in the log: the
+    /// term of the leader that appended it, and its index.
+    ///
+    /// Transactions use both: whatever a command starts belongs to the leader that
+    /// put the command in the log (whichever node first received it), and a call
+    /// marked running at an index the current leader did not append may already
+    /// have been sent, so the leader's driver makes the next attempt instead.
+    pub fn set_log_position(&mut self, term: u64, index: u64) {
+        self.log_term = term;
+        self.log_index = index;
     }
 
     /// Starts a change stamped with the next revision.

@@ -216,7 +216,7 @@ fn txn_command() -> impl Strategy<Value = Command> {
     let id = select(TXN_IDS).prop_map(str::to_owned);
     prop_oneof![
         2 => (txn_mode(), proptest::option::of(select(TXN_IDS)), 1usize..4).prop_map(|(mode, id, n)| {
-            Command::TxnCreate { txn: new_txn(mode, id, &["a", "b", "c"][..n]), at_ms: 1, term: 1 }
+            Command::TxnCreate { txn: new_txn(mode, id, &["a", "b", "c"][..n]), at_ms: 1, }
         }),
         6 => (id.clone(), 1u64..3, 0u64..90_000, vec(txn_event(), 1..4)).prop_map(|(id, term, elapsed_ms, events)| {
             Command::TxnAdvance { id, term, at_ms: 2, elapsed_ms, events }
@@ -225,14 +225,13 @@ fn txn_command() -> impl Strategy<Value = Command> {
             id,
             step: txn_step(TxnMode::Tcc, name),
             at_ms: 3,
-            term: 1,
         }),
         2 => (id.clone(), select(vec![
             TxnDecision::Commit,
             TxnDecision::Abort { reason: "r".to_owned() },
             TxnDecision::Retry,
             TxnDecision::Resolve { reason: "r".to_owned() },
-        ])).prop_map(|(id, decision)| Command::TxnDecide { id, decision, at_ms: 4, term: 1 }),
+        ])).prop_map(|(id, decision)| Command::TxnDecide { id, decision, at_ms: 4 }),
         1 => vec(id, 0..3).prop_map(|ids| Command::TxnForget { ids }),
     ]
 }

@@ -131,6 +131,8 @@ impl StateMachine {
             next_lease_id: snap.next_lease_id,
             txns: snap.txns.into_owned(),
             txn_index: Default::default(),
+            log_term: 0,
+            log_index: 0,
             history: VecDeque::new(),
             history_bytes: 0,
             compacted: snap.revision,

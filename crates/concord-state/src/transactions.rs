@@ -168,7 +168,7 @@ pub(crate) struct TxnIndex {
 
 impl StateMachine {
     /// `Command::TxnCreate`.
-    pub(crate) fn txn_create(&mut self, txn: NewTxn, at_ms: u64, term: u64) -> Outcome {
+    pub(crate) fn txn_create(&mut self, txn: NewTxn, at_ms: u64) -> Outcome {
         if let Some(id) = &txn.id
             && let Some(existing) = self.txns.get(id)
         {
@@ -215,7 +215,8 @@ impl StateMachine {
             created_revision: change.rev,
             revision: change.rev,
             elapsed_ms: 0,
-            term,
+            term: self.log_term,
+            log_index: self.log_index,
             reason: None,
             history: Vec::new(),
             history_dropped: 0,
@@ -244,6 +245,7 @@ impl StateMachine {
             return Outcome::Refused(StateError::TxnNotFound(id.to_owned()));
         };
         if term < current.term {
+            // A deposed leader's driver: it must not move the record.
             return Outcome::Refused(StateError::TxnConflict(format!(
                 "transaction {id:?} is driven by term {}, not {term}",
                 current.term
@@ -257,7 +259,8 @@ impl StateMachine {
             };
         }
         let mut record = current.clone();
-        record.term = term;
+        record.term = record.term.max(term).max(self.log_term);
+        record.log_index = self.log_index;
         record.elapsed_ms = record.elapsed_ms.max(elapsed_ms);
         let mut applied = 0;
         for event in events {
@@ -276,7 +279,7 @@ impl StateMachine {
     }
 
     /// `Command::TxnBranch`: a TCC branch joins a transaction still trying.
-    pub(crate) fn txn_branch(&mut self, id: &str, step: NewStep, at_ms: u64, term: u64) -> Outcome {
+    pub(crate) fn txn_branch(&mut self, id: &str, step: NewStep, at_ms: u64) -> Outcome {
         let Some(current) = self.txns.get(id) else {
             return Outcome::Refused(StateError::TxnNotFound(id.to_owned()));
         };
@@ -298,7 +301,8 @@ impl StateMachine {
             )));
         }
         let mut record = current.clone();
-        record.term = record.term.max(term);
+        record.term = record.term.max(self.log_term);
+        record.log_index = self.log_index;
         let index = record.steps.len() as u32;
         record.steps.push(step.into_record());
         record.note(at_ms, Some(index), Mark::Branch, Verdict::Started);
@@ -307,18 +311,13 @@ impl StateMachine {
     }
 
     /// `Command::TxnDecide`.
-    pub(crate) fn txn_decide(
-        &mut self,
-        id: &str,
-        decision: TxnDecision,
-        at_ms: u64,
-        term: u64,
-    ) -> Outcome {
+    pub(crate) fn txn_decide(&mut self, id: &str, decision: TxnDecision, at_ms: u64) -> Outcome {
         let Some(current) = self.txns.get(id) else {
             return Outcome::Refused(StateError::TxnNotFound(id.to_owned()));
         };
         let mut record = current.clone();
-        record.term = record.term.max(term);
+        record.term = record.term.max(self.log_term);
+        record.log_index = self.log_index;
         if let Err(why) = record.decide(decision, at_ms) {
             return Outcome::Refused(StateError::TxnConflict(why));
         }

@@ -31,10 +31,6 @@ const MAX_LIMIT: u64 = 1000;
 /// Default page size.
 const DEFAULT_LIMIT: u64 = 100;
 
-fn term(node: &SharedNode) -> u64 {
-    node.raft.status().term
-}
-
 /// Waits until `done` holds on this node's applied state, or `limit` passes.
 async fn wait_for(
     node: &SharedNode,
@@ -112,7 +108,6 @@ pub async fn create(
     let cmd = Command::TxnCreate {
         txn,
         at_ms: now_ms(),
-        term: term(&node),
     };
     let id = match write(&node, cmd).await? {
         Outcome::TxnCreated { id, .. } => id,
@@ -240,7 +235,6 @@ pub async fn branch(
             id: id.clone(),
             step,
             at_ms: now_ms(),
-            term: term(&node),
         },
     )
     .await?;
@@ -333,7 +327,6 @@ async fn decide_and_wait(
             id: id.clone(),
             decision,
             at_ms: now_ms(),
-            term: term(&node),
         },
     )
     .await?;
@@ -391,7 +384,6 @@ pub async fn retry(State(node): State<SharedNode>, Path(id): Path<String>) -> Ap
             id: id.clone(),
             decision: TxnDecision::Retry,
             at_ms: now_ms(),
-            term: term(&node),
         },
     )
     .await?;
@@ -414,7 +406,6 @@ pub async fn resolve(
                 reason: request.reason,
             },
             at_ms: now_ms(),
-            term: term(&node),
         },
     )
     .await?;

@@ -3,8 +3,11 @@
 //!
 //! The log is the only memory. A call is made only after the command that marked
 //! it running is applied; its result is proposed before anything follows from it.
-//! A new leader finds calls that were running under an older term and restarts
-//! them as the next attempt (the barrier makes the duplicate harmless). Backoff
+//! Each attempt number is sent at most once: a leader sends only attempts started
+//! by entries it appended itself after it took over; a call it finds running from
+//! before (an older leader's, or its own before a restart, which openraft may
+//! resume in the same term) may already be out, so it restarts it as the next
+//! attempt (the barrier makes the repeated effect harmless). Backoff
 //! and the transaction deadline are timed on this node's monotonic clock, starting
 //! from the driving time the log recorded, so no two nodes' clocks are compared.
 
@@ -35,6 +38,27 @@ struct Task {
     seen: u64,
 }
 
+/// Attempts this node has sent in the current term, by transaction: each attempt
+/// number leaves this node at most once. A task that ends and is started again in
+/// the same term (leadership seen to flicker, a refused write) finds the calls its
+/// previous incarnation left running here and restarts them as the next attempt
+/// instead of sending the same attempt twice.
+#[derive(Default)]
+struct Sent(std::sync::Mutex<HashMap<String, HashSet<Key>>>);
+
+impl Sent {
+    /// Records `key` for `txn`; false if it was already sent.
+    fn first(&self, txn: &str, key: Key) -> bool {
+        let mut sent = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        sent.entry(txn.to_owned()).or_default().insert(key)
+    }
+
+    /// Forgets a finished transaction.
+    fn done(&self, txn: &str) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(txn);
+    }
+}
+
 /// Runs until `shutdown` flips: while this node leads, keeps one task per
 /// unfinished transaction and wakes it when its record changes.
 pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
@@ -42,6 +66,10 @@ pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
     let mut applied = node.raft.applied();
     let mut leadership = node.raft.leadership();
     let mut tasks: HashMap<String, Task> = HashMap::new();
+    let mut sent = Arc::new(Sent::default());
+    // The term this process leads in (or last led in) and the last log index it
+    // had when it noticed: calls started at or before it were not started here.
+    let mut led: Option<(u64, u64)> = None;
     let mut term = None;
     loop {
         tokio::select! {
@@ -64,6 +92,17 @@ pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
             term = leading;
         }
         let Some(term) = term else { continue };
+        // A new term: start a new record of what was sent. The same term again
+        // (leadership only looked lost for a moment) keeps it.
+        let lead_from = match led {
+            Some((t, from)) if t == term => from,
+            _ => {
+                sent = Arc::new(Sent::default());
+                let from = node.raft.status().last_log_index;
+                led = Some((term, from));
+                from
+            }
+        };
         tasks.retain(|_, t| !t.join.is_finished());
         let mut spawn = Vec::new();
         {
@@ -87,7 +126,9 @@ pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
                 http.clone(),
                 id.clone(),
                 term,
+                lead_from,
                 notify.clone(),
+                sent.clone(),
             ));
             tasks.insert(id, Task { join, notify, seen });
         }
@@ -102,7 +143,9 @@ async fn drive(
     http: reqwest::Client,
     id: String,
     term: u64,
+    lead_from: u64,
     notify: Arc<Notify>,
+    sent: Arc<Sent>,
 ) {
     let resumed = Instant::now();
     let mut base_elapsed = None;
@@ -129,6 +172,11 @@ async fn drive(
                 return;
             };
             if rec.status.is_final() {
+                sent.done(&id);
+                return;
+            }
+            if rec.term > term {
+                // A later leader has moved it: this node is deposed.
                 return;
             }
             let base: u64 = *base_elapsed.get_or_insert(rec.elapsed_ms);
@@ -150,7 +198,10 @@ async fn drive(
                     match slot.state {
                         SlotState::Running if !launched.contains(&key) => {
                             launched.insert(key);
-                            if slot.term < term {
+                            // Started before this process led (by an older leader,
+                            // or by this node before a restart), or sent already by
+                            // an earlier task: it may be out; make the next attempt.
+                            if slot.started_at <= lead_from || !sent.first(&id, key) {
                                 push(
                                     &mut outbox,
                                     TxnEvent::Restart {

@@ -72,9 +72,12 @@ pub struct Slot {
     pub attempts: u32,
     /// `attempts` when an operator last retried; the limit counts from here.
     pub budget_from: u32,
-    /// Leader term that started the current attempt: a driver finding a running
-    /// slot from an older term knows its call was lost with that leader.
+    /// Leader term that started the current attempt.
     pub term: u64,
+    /// Log index of the command that started the current attempt: a leader's
+    /// driver sends only attempts started at indexes it appended itself; one it
+    /// finds running from before may have been sent, so it makes the next attempt.
+    pub started_at: u64,
 }
 
 impl Slot {
@@ -83,6 +86,7 @@ impl Slot {
         attempts: 0,
         budget_from: 0,
         term: 0,
+        started_at: 0,
     };
 
     /// Whether a call was ever started (its effect may exist).
@@ -272,8 +276,11 @@ pub struct TxnRecord {
     /// Driving time used so far, summed from each leader's monotonic clock; the
     /// timeout is measured in it, so no two nodes' clocks are ever compared.
     pub elapsed_ms: u64,
-    /// Highest leader term that changed it; older terms are fenced off.
+    /// Highest leader term that changed it (the term of the leader that appended
+    /// each command, or a driver's own term); drivers from older terms are fenced off.
     pub term: u64,
+    /// Log index of the last command that changed it.
+    pub log_index: u64,
     /// Why it aborted, got stuck or was resolved.
     pub reason: Option<String>,
     /// What happened, oldest first (bounded by `MAX_HISTORY`).

@@ -108,7 +108,7 @@ impl TxnRecord {
 
     fn restart(&mut self, step: usize, phase: Phase, attempt: u32, at_ms: u64) -> bool {
         let live = self.live(phase);
-        let term = self.term;
+        let (term, index) = (self.term, self.log_index);
         let Some(op) = phase.op(self.mode) else {
             return false;
         };
@@ -129,6 +129,7 @@ impl TxnRecord {
             slot.state = SlotState::Running;
             slot.attempts = attempt;
             slot.term = term;
+            slot.started_at = index;
             Verdict::Started
         };
         let entry = |attempt, verdict| HistoryEntry {
@@ -432,12 +433,13 @@ impl TxnRecord {
 
     fn start(&mut self, step: usize, phase: Phase, at_ms: u64) {
         let op = phase.op(self.mode);
-        let term = self.term;
+        let (term, index) = (self.term, self.log_index);
         let s = &mut self.steps[step];
         let slot = s.slot_mut(phase);
         slot.state = SlotState::Running;
         slot.attempts += 1;
         slot.term = term;
+        slot.started_at = index;
         let attempt = slot.attempts;
         if let Some(op) = op {
             self.log(HistoryEntry {

@@ -85,7 +85,6 @@ fn create(sm: &mut StateMachine, mode: TxnMode, id: &str, steps: &[&str]) {
     match sm.apply(Command::TxnCreate {
         txn: new_txn(mode, Some(id), steps),
         at_ms: 1,
-        term: 1,
     }) {
         Outcome::TxnCreated { existed: false, .. } => {}
         other => panic!("create: {other:?}"),
@@ -97,7 +96,6 @@ fn decide(sm: &mut StateMachine, id: &str, decision: TxnDecision) -> Outcome {
         id: id.to_owned(),
         decision,
         at_ms: 7,
-        term: 1,
     })
 }
 
@@ -322,7 +320,6 @@ fn branch(sm: &mut StateMachine, id: &str, name: &str) -> Outcome {
         id: id.to_owned(),
         step: crate::testutil::step(TxnMode::Tcc, name),
         at_ms: 3,
-        term: 1,
     })
 }
 
@@ -475,11 +472,7 @@ fn concurrent_sagas_start_steps_whose_dependencies_are_done() {
     let mut txn = new_txn(TxnMode::Saga, Some("t"), &["a", "b", "c"]);
     txn.concurrent = true;
     txn.steps[2].deps = vec![0, 1];
-    sm.apply(Command::TxnCreate {
-        txn,
-        at_ms: 1,
-        term: 1,
-    });
+    sm.apply(Command::TxnCreate { txn, at_ms: 1 });
     let rec = sm.transaction("t").unwrap();
     let running: Vec<_> = rec
         .steps
@@ -501,7 +494,6 @@ fn resubmitting_an_id_is_idempotent_and_a_different_body_conflicts() {
         sm.apply(Command::TxnCreate {
             txn: new_txn(TxnMode::Saga, Some("t"), &["a"]),
             at_ms: 9,
-            term: 1
         }),
         Outcome::TxnCreated { existed: true, .. }
     ));
@@ -510,7 +502,6 @@ fn resubmitting_an_id_is_idempotent_and_a_different_body_conflicts() {
         sm.apply(Command::TxnCreate {
             txn: new_txn(TxnMode::Saga, Some("t"), &["a", "b"]),
             at_ms: 9,
-            term: 1
         }),
         Outcome::Refused(StateError::TxnConflict(_))
     ));
@@ -522,7 +513,6 @@ fn generated_ids_follow_the_revision_and_forget_drops_only_final_ones() {
     let Outcome::TxnCreated { id, .. } = sm.apply(Command::TxnCreate {
         txn: new_txn(TxnMode::Saga, None, &["a"]),
         at_ms: 1,
-        term: 1,
     }) else {
         panic!()
     };
@@ -545,11 +535,7 @@ fn history_stays_bounded_under_a_retry_storm() {
     let mut sm = machine();
     let mut txn = new_txn(TxnMode::Saga, Some("t"), &["a"]);
     txn.steps[0].retry.max_attempts = 10_000;
-    sm.apply(Command::TxnCreate {
-        txn,
-        at_ms: 1,
-        term: 1,
-    });
+    sm.apply(Command::TxnCreate { txn, at_ms: 1 });
     drive(&mut sm, "t", |_, _, a| {
         if a < 400 {
             CallKind::Failed
@@ -579,4 +565,47 @@ fn snapshots_keep_transactions_and_restore_the_active_index() {
         ["done"]
     );
     assert_eq!(restored.finished_txns_until(done_at - 1).count(), 0);
+}
+
+#[test]
+fn calls_belong_to_the_term_of_the_leader_that_appended_the_command() {
+    let mut sm = machine();
+    sm.set_log_position(5, 40);
+    create(&mut sm, TxnMode::Saga, "t", &["a", "b"]);
+    let rec = sm.transaction("t").unwrap();
+    assert_eq!(
+        (rec.term, rec.steps[0].fwd.term, rec.steps[0].fwd.started_at),
+        (5, 5, 40)
+    );
+    // A driver of an older term is fenced off, whoever relayed its command.
+    let stale = Command::TxnAdvance {
+        id: "t".into(),
+        term: 4,
+        at_ms: 1,
+        elapsed_ms: 0,
+        events: vec![TxnEvent::Deadline],
+    };
+    assert!(matches!(
+        sm.apply(stale),
+        Outcome::Refused(StateError::TxnConflict(_))
+    ));
+    // The next leader's decisions and the calls they start carry its term.
+    sm.set_log_position(6, 41);
+    sm.apply(Command::TxnAdvance {
+        id: "t".into(),
+        term: 6,
+        at_ms: 1,
+        elapsed_ms: 0,
+        events: vec![TxnEvent::Result {
+            step: 0,
+            phase: Phase::Forward,
+            attempt: 1,
+            result: result(CallKind::Success),
+        }],
+    });
+    let rec = sm.transaction("t").unwrap();
+    assert_eq!(
+        (rec.term, rec.steps[1].fwd.term, rec.steps[1].fwd.started_at),
+        (6, 6, 41)
+    );
 }

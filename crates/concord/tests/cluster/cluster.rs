@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,6 +27,34 @@ const PROGRESS_MS: &str = "1000";
 pub const START_DEADLINE: Duration = Duration::from_secs(60);
 /// Per request; a node that does not answer in this long is treated as down.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether some test of this binary has a cluster up. Two clusters sharing two
+/// cores would starve each other's elections, so [`Cluster::start`] waits for
+/// the previous one to be dropped, whichever test started it.
+static CLUSTER_UP: Mutex<bool> = Mutex::new(false);
+static CLUSTER_DOWN: Condvar = Condvar::new();
+
+/// This test's turn to run a cluster; the next one's starts when it drops.
+struct Turn;
+
+impl Turn {
+    /// Blocks the (test's own runtime) thread until no other cluster is up.
+    fn take() -> Turn {
+        let mut up = CLUSTER_UP.lock().unwrap_or_else(|e| e.into_inner());
+        while *up {
+            up = CLUSTER_DOWN.wait(up).unwrap_or_else(|e| e.into_inner());
+        }
+        *up = true;
+        Turn
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        *CLUSTER_UP.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        CLUSTER_DOWN.notify_one();
+    }
+}
 
 /// One member: its fixed addresses, data directory and (maybe) process.
 pub struct Node {
@@ -63,6 +92,8 @@ pub struct Cluster {
     links: BTreeMap<(u64, u64), Proxy>,
     http: reqwest::Client,
     tmp: tempfile::TempDir,
+    /// Dropped last, after [`Drop for Cluster`](Cluster) killed the processes.
+    _turn: Turn,
 }
 
 /// Reserves a free loopback port. The listener is returned so the port stays
@@ -79,6 +110,7 @@ impl Cluster {
     /// on a leader. Nodes snapshot every `snapshot_every` entries, so restarts and
     /// lagging followers go through snapshot loading and installation.
     pub async fn start(n: u64, snapshot_every: u64) -> Cluster {
+        let turn = Turn::take();
         let tmp = tempfile::tempdir().expect("tempdir");
         let mut held = Vec::new();
         let mut addrs = BTreeMap::new();
@@ -148,6 +180,7 @@ impl Cluster {
             links,
             http,
             tmp,
+            _turn: turn,
         };
         // Release the reserved ports only now, right before the nodes bind them.
         drop(held);
@@ -179,6 +212,11 @@ impl Cluster {
     }
 
     fn spawn(&mut self, id: u64) {
+        self.spawn_with_env(id, &[]);
+    }
+
+    /// Starts node `id` with extra environment variables (this start only).
+    fn spawn_with_env(&mut self, id: u64, env: &[(&str, &str)]) {
         let node = self.nodes.get_mut(&id).expect("node");
         assert!(node.child.is_none(), "node {id} already running");
         let log = std::fs::OpenOptions::new()
@@ -189,6 +227,7 @@ impl Cluster {
         let child = Command::new(env!("CARGO_BIN_EXE_concord"))
             .args(&node.args)
             .env("RUST_LOG", "warn,concord_server=info,concord_raft=info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -212,6 +251,26 @@ impl Cluster {
     /// (`--initial-cluster` is ignored once the directory holds state).
     pub fn restart(&mut self, id: u64) {
         self.spawn(id);
+    }
+
+    /// [`Cluster::restart`] with extra environment variables for this start only
+    /// (e.g. `CONCORD_FAULT_POINTS`, so the process aborts at a chosen point).
+    pub fn restart_with_env(&mut self, id: u64, env: &[(&str, &str)]) {
+        self.spawn_with_env(id, env);
+    }
+
+    /// Whether node `id` was started and its process has ended on its own (a
+    /// fault point, or a crash). [`Cluster::kill9`] reaps it.
+    pub fn has_exited(&mut self, id: u64) -> bool {
+        let node = self.nodes.get_mut(&id).expect("node");
+        node.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(Some(_))))
+    }
+
+    /// Everything node `id` has logged so far, across restarts.
+    pub fn log_text(&self, id: u64) -> String {
+        std::fs::read_to_string(&self.nodes[&id].log).unwrap_or_default()
     }
 
     /// SIGSTOP: the process freezes with its sockets open, like a long GC pause.

@@ -37,6 +37,7 @@ mod faults;
 mod proxy;
 mod scenarios;
 mod summary;
+mod transactions;
 mod verify;
 mod watches;
 mod workload;

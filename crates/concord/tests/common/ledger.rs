@@ -40,6 +40,12 @@ pub struct Seen {
     pub step: String,
     pub op: String,
     pub attempt: u32,
+    /// The caller's address (one connection pool per coordinator node).
+    #[allow(dead_code)] // read by the cluster suite's reports only
+    pub from: SocketAddr,
+    /// When the call arrived.
+    #[allow(dead_code)] // read by the cluster suite's reports only
+    pub at: std::time::Instant,
     /// `ran`, `duplicate`, `null_compensation`, `suppressed`, `refused`, `failed`,
     /// `pending`, `lost_response`.
     pub outcome: String,
@@ -113,7 +119,11 @@ impl Ledger {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
+            let _ = axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await;
         });
         Ledger {
             addr,
@@ -188,12 +198,14 @@ impl Drop for Ledger {
     }
 }
 
-fn record(app: &App, meta: &TxnMeta, outcome: &str) {
+fn record(app: &App, meta: &TxnMeta, from: SocketAddr, outcome: &str) {
     app.shared.lock().expect("lock").seen.push(Seen {
         txn: meta.txn_id.clone(),
         step: meta.step.clone(),
         op: meta.op.as_str().to_owned(),
         attempt: meta.attempt,
+        from,
+        at: std::time::Instant::now(),
         outcome: outcome.to_owned(),
     });
 }
@@ -203,7 +215,12 @@ enum Refusal {
     Db(sqlx::Error),
 }
 
-async fn apply(State(app): State<App>, meta: TxnMeta, Json(body): Json<Apply>) -> Response {
+async fn apply(
+    State(app): State<App>,
+    axum::extract::ConnectInfo(from): axum::extract::ConnectInfo<SocketAddr>,
+    meta: TxnMeta,
+    Json(body): Json<Apply>,
+) -> Response {
     let behavior = {
         let mut s = app.shared.lock().expect("lock");
         s.script
@@ -212,13 +229,13 @@ async fn apply(State(app): State<App>, meta: TxnMeta, Json(body): Json<Apply>) -
     };
     match &behavior {
         Some(Behavior::Fail(code)) => {
-            record(&app, &meta, "failed");
+            record(&app, &meta, from, "failed");
             return StatusCode::from_u16(*code)
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
                 .into_response();
         }
         Some(Behavior::Pending(after)) => {
-            record(&app, &meta, "pending");
+            record(&app, &meta, from, "pending");
             let mut resp = StatusCode::from_u16(425).expect("425").into_response();
             if let Some(secs) = after {
                 resp.headers_mut()
@@ -240,13 +257,13 @@ async fn apply(State(app): State<App>, meta: TxnMeta, Json(body): Json<Apply>) -
         if let Some(d) = stall {
             tokio::time::sleep(d).await;
         }
-        settle(app, meta, body, lose).await
+        settle(app, meta, from, body, lose).await
     })
     .await
     .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-async fn settle(app: App, meta: TxnMeta, body: Apply, lose: bool) -> Response {
+async fn settle(app: App, meta: TxnMeta, from: SocketAddr, body: Apply, lose: bool) -> Response {
     let (account, delta) = (body.account, body.delta);
     let result = app
         .barrier
@@ -270,7 +287,7 @@ async fn settle(app: App, meta: TxnMeta, body: Apply, lose: bool) -> Response {
         .await;
     match result {
         Ok(BarrierOutcome::Ran(())) if lose => {
-            record(&app, &meta, "lost_response");
+            record(&app, &meta, from, "lost_response");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
         Ok(outcome) => {
@@ -280,15 +297,15 @@ async fn settle(app: App, meta: TxnMeta, body: Apply, lose: bool) -> Response {
                 BarrierOutcome::NullCompensation => "null_compensation",
                 BarrierOutcome::Suppressed => "suppressed",
             };
-            record(&app, &meta, word);
+            record(&app, &meta, from, word);
             StatusCode::OK.into_response()
         }
         Err(BarrierError::Business(Refusal::Insufficient)) => {
-            record(&app, &meta, "refused");
+            record(&app, &meta, from, "refused");
             (StatusCode::CONFLICT, "insufficient balance").into_response()
         }
         Err(BarrierError::Business(Refusal::Db(e))) | Err(BarrierError::Db(e)) => {
-            record(&app, &meta, "failed");
+            record(&app, &meta, from, "failed");
             (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
         }
     }

@@ -691,6 +691,23 @@ async fn a_coordinator_killed_at_each_fault_point_resumes_from_the_log() {
         let view = finished(&s, id).await;
         assert_eq!(view["status"], "succeeded", "{point}: {view}");
         assert_eq!(l.effects(id), ["out:action", "in:action"], "{point}");
+        // Each attempt number leaves the coordinator once: the call lost with the
+        // crash is made again as the next attempt, even when the restarted node
+        // leads in the same term.
+        let mut sent: Vec<String> = l
+            .seen()
+            .iter()
+            .map(|c| format!("{}#{}", c.step, c.attempt))
+            .collect();
+        let all = sent.len();
+        sent.sort();
+        sent.dedup();
+        assert_eq!(
+            sent.len(),
+            all,
+            "{point}: an attempt was sent twice: {:?}",
+            l.seen()
+        );
         assert_eq!(
             (l.balance("a").await, l.balance("b").await),
             (75, 25),
