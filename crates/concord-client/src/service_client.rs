@@ -25,8 +25,11 @@ use crate::client::Client;
 use crate::discovery::Discovery;
 
 /// How calls to a service are protected; [`Default`] is a gateway route's
-/// defaults (15 s per try, 30 s total, one retry on `connect_failure`,
-/// idempotent methods only, no circuit breaker).
+/// defaults (15 s per try, 30 s total, one retry, idempotent methods only, no
+/// circuit breaker), retrying on `connect_failure` and also on `reset`: the
+/// gateway's own connection pool resends a request that met a dead keep-alive
+/// connection, reqwest's does not, and an instance killed between two calls
+/// leaves exactly such connections behind.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallPolicy {
     /// Longest wait for one attempt's response.
@@ -50,7 +53,7 @@ impl Default for CallPolicy {
             per_try_timeout: retry::DEFAULT_PER_TRY_TIMEOUT,
             total_timeout: retry::DEFAULT_TOTAL_TIMEOUT,
             attempts: retry::DEFAULT_ATTEMPTS,
-            retry_on: vec![RetryOn::ConnectFailure],
+            retry_on: vec![RetryOn::ConnectFailure, RetryOn::Reset],
             non_idempotent: false,
             circuit_breaker: None,
         }

@@ -54,6 +54,11 @@ pub struct Cli {
 pub enum Command {
     /// Run a single development node with embedded storage (bootstraps itself as node 1).
     Dev(DevArgs),
+    /// Run the shop demo: a node, a gateway and two instances of each shop service.
+    Demo(DemoArgs),
+    /// Run one instance of a shop demo service (started by `concord demo`).
+    #[command(hide = true)]
+    Shop(ShopArgs),
     /// Run one node of a cluster.
     Server(ServerArgs),
     /// Run a gateway: a reverse proxy whose routes and endpoints come from Concord.
@@ -127,6 +132,69 @@ pub struct DevArgs {
 
     #[command(flatten)]
     pub tuning: TuningArgs,
+}
+
+/// `concord demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the node's data and the shop's databases (created if missing;
+    /// reused, with its orders and balances, on the next run).
+    #[arg(long, default_value = "./concord-demo", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Client API listen address; port 0 picks a free port.
+    #[arg(
+        id = "demo_addr",
+        long = "addr",
+        default_value = "127.0.0.1:7600",
+        value_name = "HOST:PORT",
+        value_parser = parse_socket_addr
+    )]
+    pub addr: SocketAddr,
+
+    /// Raft peer listen address; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7601", value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub peer_addr: SocketAddr,
+
+    /// Gateway listen address; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:7680", value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub gateway_addr: SocketAddr,
+
+    /// Serve DNS (UDP and TCP) on this address, e.g. 127.0.0.1:7653; off when absent.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub dns_addr: Option<SocketAddr>,
+
+    /// Instances of each shop service.
+    #[arg(long, default_value_t = 2, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub instances: u8,
+}
+
+/// `concord shop SERVICE` (hidden; `concord demo` starts these).
+#[derive(Debug, Args)]
+pub struct ShopArgs {
+    /// Which service: users, inventory or orders.
+    pub service: concord_shop::Service,
+
+    /// URL of a Concord node (repeat for a cluster).
+    #[arg(long = "server", value_name = "URL", required = true)]
+    pub servers: Vec<String>,
+
+    /// Where to listen; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:0", value_name = "HOST:PORT", value_parser = parse_socket_addr)]
+    pub listen: SocketAddr,
+
+    /// The service's data directory (its SQLite database, shared by its instances).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Instance id in the registry [default: SERVICE-PID].
+    #[arg(long, value_name = "ID")]
+    pub instance_id: Option<String>,
+
+    /// Shut down when stdin reaches end of file: the parent that holds the pipe
+    /// died, even by SIGKILL, so the instance does not outlive the demo.
+    #[arg(long)]
+    pub exit_with_parent: bool,
 }
 
 /// `concord server`.

@@ -1,13 +1,15 @@
 //! The `concord` binary: a dev node, a cluster node, and the admin CLI over the HTTP API.
 //!
 //! Layout: `cli` is the clap grammar; `cmd_*` run one command family each
-//! (`cmd_node` runs servers, the others talk to one through `concord-client`);
+//! (`cmd_node` runs servers, `cmd_demo` the shop demo and `cmd_shop` one of its
+//! services, the others talk to one through `concord-client`);
 //! `output` renders tables/JSON; `signal` waits for Ctrl-C/SIGTERM.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 mod cli;
 mod cmd_config;
+mod cmd_demo;
 mod cmd_gateway;
 mod cmd_kv;
 mod cmd_lease;
@@ -15,6 +17,7 @@ mod cmd_members;
 mod cmd_node;
 mod cmd_route;
 mod cmd_services;
+mod cmd_shop;
 mod cmd_snapshot;
 mod cmd_status;
 mod cmd_txn;
@@ -34,7 +37,7 @@ use crate::cli::{Cli, ClientArgs, Command};
 use crate::output::Output;
 
 /// Log filter when RUST_LOG is unset: our crates at info, dependencies at warn.
-const DEFAULT_LOG_FILTER: &str = "warn,concord=info,concord_server=info,concord_raft=info,concord_state=info,concord_client=info,concord_api=info,concord_gateway=info";
+const DEFAULT_LOG_FILTER: &str = "warn,concord=info,concord_server=info,concord_raft=info,concord_state=info,concord_client=info,concord_api=info,concord_gateway=info,concord_shop=info";
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,6 +76,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         |args: &ClientArgs| Client::new(args.server_url(&top_addr)).with_consistency(consistency);
     match cli.command {
         Command::Dev(args) => cmd_node::dev(args).await,
+        Command::Demo(args) => cmd_demo::run(args).await,
+        Command::Shop(args) => cmd_shop::run(args).await,
         Command::Server(args) => cmd_node::server(args).await,
         Command::Gateway(args) => cmd_gateway::run(args).await,
         Command::Status(args) => cmd_status::run(&connect(&args.client), &mut out).await,

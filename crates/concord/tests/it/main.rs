@@ -8,6 +8,7 @@ mod cli;
 mod cluster;
 mod config;
 mod crash;
+mod demo;
 mod dns;
 mod endpoints;
 mod forwarding;
