@@ -417,12 +417,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_are_the_gateway_route_defaults() {
+    fn defaults_are_the_gateway_route_defaults_plus_resets() {
         let p = CallPolicy::default();
         assert_eq!(p.per_try_timeout, Duration::from_secs(15));
         assert_eq!(p.total_timeout, Duration::from_secs(30));
         assert_eq!(p.attempts, 1);
-        assert_eq!(p.retry_on, vec![RetryOn::ConnectFailure]);
+        // The gateway's pool resends on a dead keep-alive connection by itself;
+        // reqwest's does not, so the SDK retries resets (idempotent methods only).
+        assert_eq!(p.retry_on, vec![RetryOn::ConnectFailure, RetryOn::Reset]);
         assert!(!p.non_idempotent);
         assert!(p.circuit_breaker.is_none());
     }
