@@ -164,6 +164,9 @@ pub(crate) struct TxnIndex {
     pub(crate) active: std::collections::BTreeSet<String>,
     /// Final transactions by (revision they ended at, id), oldest first.
     pub(crate) finished: std::collections::BTreeSet<(u64, String)>,
+    /// Bumped on every transaction change, so the driver can skip looking at the
+    /// transactions when only other state moved.
+    pub(crate) changes: u64,
 }
 
 impl StateMachine {
@@ -335,6 +338,7 @@ impl StateMachine {
             {
                 self.txn_index.finished.remove(&(t.revision, id.clone()));
                 self.txns.remove(&id);
+                self.txn_index.changes += 1;
                 removed += 1;
             }
         }
@@ -359,6 +363,7 @@ impl StateMachine {
     }
 
     fn store_txn(&mut self, record: TxnRecord) {
+        self.txn_index.changes += 1;
         if record.status.is_final() {
             self.txn_index.active.remove(&record.id);
             self.txn_index
@@ -371,6 +376,7 @@ impl StateMachine {
     }
 
     pub(crate) fn rebuild_txn_index(&mut self) {
+        self.txn_index.changes += 1;
         self.txn_index.active = self
             .txns
             .values()
@@ -414,6 +420,12 @@ impl StateMachine {
         self.txns
             .range::<String, _>((lower, Bound::Unbounded))
             .map(|(_, t)| t)
+    }
+
+    /// A counter that moves whenever any transaction changes (local, not replicated:
+    /// only for noticing change cheaply).
+    pub fn txn_changes(&self) -> u64 {
+        self.txn_index.changes
     }
 
     /// Ids of the transactions that are not final, for the driver.

@@ -71,12 +71,14 @@ pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
     // had when it noticed: calls started at or before it were not started here.
     let mut led: Option<(u64, u64)> = None;
     let mut term = None;
+    let mut seen_changes = u64::MAX;
     loop {
+        let mut ticked = false;
         tokio::select! {
             r = applied.changed() => if r.is_err() { return },
             r = leadership.changed() => if r.is_err() { return },
             _ = shutdown.changed() => {}
-            _ = tokio::time::sleep(TICK) => {}
+            _ = tokio::time::sleep(TICK) => ticked = true,
         }
         if *shutdown.borrow() {
             for (_, t) in tasks.drain() {
@@ -90,6 +92,7 @@ pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
                 t.join.abort();
             }
             term = leading;
+            seen_changes = u64::MAX;
         }
         let Some(term) = term else { continue };
         // A new term: start a new record of what was sent. The same term again
@@ -107,6 +110,13 @@ pub(crate) async fn run(node: SharedNode, mut shutdown: watch::Receiver<bool>) {
         let mut spawn = Vec::new();
         {
             let state = node.state();
+            // Nothing about transactions moved since the last look (other writes
+            // wake this loop too): only the tick re-checks, for finished tasks.
+            let changes = state.txn_changes();
+            if changes == seen_changes && !ticked {
+                continue;
+            }
+            seen_changes = changes;
             for id in state.active_txns() {
                 let rev = state.transaction(id).map_or(0, |t| t.revision);
                 match tasks.get_mut(id) {
