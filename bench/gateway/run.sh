@@ -150,26 +150,6 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 make_work gateway # sets WORK; cleanup (every pid in PIDS, WORK) runs on exit
 CLEANUP_GRACE=30
 
-# Ports for the servers come from below the kernel's ephemeral range, so the client side
-# of some connection (wrk's, a proxy's to the origin) cannot hold one when a server binds
-# it; a port any socket holds now is skipped too.
-read -r EPHEMERAL_LOW _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || EPHEMERAL_LOW=32768
-if ((EPHEMERAL_LOW > 12000)); then PORT_BASE=10000 PORT_SPAN=$((EPHEMERAL_LOW - 10000)); else PORT_BASE=20000 PORT_SPAN=20000; fi
-USED_PORTS=" "
-free_port() {
-    local p taken
-    taken=$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ' || true)
-    for _ in $(seq 200); do
-        p=$((PORT_BASE + RANDOM % PORT_SPAN))
-        [[ $USED_PORTS == *" $p "* || " $taken " == *" $p "* ]] && continue
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-        USED_PORTS+="$p "
-        echo "$p"
-        return 0
-    done
-    die "no free loopback port found"
-}
-
 # proc_ticks PID: utime+stime, in clock ticks, of PID and its children (nginx's master and
 # worker). A process's own line in /proc/PID/stat sums all of its threads.
 proc_ticks() {

@@ -171,21 +171,6 @@ make_work kv # sets WORK and DATA_FS; cleanup (every pid in PIDS, WORK) runs on 
 # fsync'd write of both servers, recorded with the results.
 FSYNC_COST=$(fsync_probe)
 
-USED_PORTS=" "
-free_port() {
-    local p listening
-    listening=$(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ' || true)
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 30000))
-        [[ $USED_PORTS == *" $p "* || " $listening " == *" $p "* ]] && continue
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-        USED_PORTS+="$p "
-        echo "$p"
-        return 0
-    done
-    die "no free loopback port found"
-}
-
 # Per system (etcd, concord): client URLs and pids of its nodes, in node order (node i
 # is element i-1), and, in cluster mode, the leader and the follower that gets the load.
 declare -A NODE_URLS NODE_PIDS LEADER_IDX FOLLOWER_IDX TERM_OF

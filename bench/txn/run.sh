@@ -126,21 +126,6 @@ FSYNC_COST=$(fsync_probe)
 # ---------------------------------------------------------------------------------------
 # Clusters (the single node comes from bench/lib.sh's start_server)
 
-USED_PORTS=" "
-free_port() {
-    local p listening
-    listening=$(ss -Htln 2>/dev/null | awk '{print $4}' | sed 's/.*://' | tr '\n' ' ' || true)
-    for _ in $(seq 200); do
-        p=$((20000 + RANDOM % 30000))
-        [[ $USED_PORTS == *" $p "* || " $listening " == *" $p "* ]] && continue
-        if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then continue; fi
-        USED_PORTS+="$p "
-        echo "$p"
-        return 0
-    done
-    die "no free loopback port found"
-}
-
 NODE_URLS=() # client URLs of the current cluster, node i at index i-1
 NODE_PIDS=()
 LEADER_IDX=-1
