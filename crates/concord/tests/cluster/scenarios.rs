@@ -85,7 +85,7 @@ impl Plan {
     }
 }
 
-fn env_u64(name: &str, default: u64) -> u64 {
+pub(crate) fn env_u64(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
         Ok(v) => v
             .parse()
@@ -96,7 +96,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 /// `CONCORD_FAULT_SEED` or the clock; printed, so a run's choices can be replayed
 /// (the interleavings, being real concurrency, cannot).
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     std::env::var("CONCORD_FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

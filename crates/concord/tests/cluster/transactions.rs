@@ -53,6 +53,7 @@ use tokio::sync::watch;
 
 use crate::cluster::Cluster;
 use crate::converge::{SETTLE, put_marker};
+use crate::scenarios::{env_u64, seed};
 use ledger::Ledger;
 
 /// The server's fault-point variable (`concord-server/src/fault.rs`).
@@ -152,27 +153,6 @@ impl Plan {
             ..Plan::short()
         }
     }
-}
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .unwrap_or_else(|_| panic!("{name} must be a number, got {v:?}")),
-        Err(_) => default,
-    }
-}
-
-fn seed() -> u64 {
-    std::env::var("CONCORD_FAULT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
 }
 
 #[test]
