@@ -324,18 +324,7 @@ impl TxnRecord {
     }
 
     fn settle_finish(&mut self, at_ms: u64) -> bool {
-        if let Some(s) = self
-            .steps
-            .iter()
-            .find(|s| s.fin.state == SlotState::Exhausted)
-        {
-            let reason = format!(
-                "{} of step {:?} failed after {} attempts",
-                self.current_op().map_or("finish", |o| o.as_str()),
-                s.name,
-                s.fin.attempts
-            );
-            self.get_stuck(reason, at_ms);
+        if self.stuck_if_exhausted(Phase::Finish, at_ms) {
             return true;
         }
         if self.steps.iter().all(|s| s.fin.state == SlotState::Done) {
@@ -361,18 +350,7 @@ impl TxnRecord {
                 moved = true;
             }
         }
-        if let Some(s) = self
-            .steps
-            .iter()
-            .find(|s| s.back.state == SlotState::Exhausted)
-        {
-            let reason = format!(
-                "{} of step {:?} failed after {} attempts",
-                self.current_op().map_or("undo", |o| o.as_str()),
-                s.name,
-                s.back.attempts
-            );
-            self.get_stuck(reason, at_ms);
+        if self.stuck_if_exhausted(Phase::Backward, at_ms) {
             return true;
         }
         if self
@@ -448,6 +426,25 @@ impl TxnRecord {
                 ..entry(at_ms, Mark::Call(op), Verdict::Started)
             });
         }
+    }
+
+    /// Gets stuck if an op of `phase` (one that must succeed) ran out of attempts.
+    fn stuck_if_exhausted(&mut self, phase: Phase, at_ms: u64) -> bool {
+        let Some(s) = self
+            .steps
+            .iter()
+            .find(|s| s.slot(phase).state == SlotState::Exhausted)
+        else {
+            return false;
+        };
+        let reason = format!(
+            "{} of step {:?} failed after {} attempts",
+            phase.op(self.mode).map_or("finish", |o| o.as_str()),
+            s.name,
+            s.slot(phase).attempts
+        );
+        self.get_stuck(reason, at_ms);
+        true
     }
 
     fn get_stuck(&mut self, reason: String, at_ms: u64) {
