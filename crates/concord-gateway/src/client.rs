@@ -1,12 +1,11 @@
-//! The pooled HTTP clients that talk to endpoints.
+//! The pooled h2c clients that carry gRPC to endpoints.
 //!
-//! hyper-util's pooled client, one pair (HTTP/1.1 and h2c) per distinct
-//! connect timeout, since the connector owns that setting and routes may
-//! differ. Idle pooled connections are closed after
-//! [`GatewayConfig::pool_idle_timeout`](crate::GatewayConfig::pool_idle_timeout),
-//! below typical backend idle timeouts (see PITFALLS: the keep-alive race).
-//! The pool resends a request that failed on a reused connection before it
-//! was written.
+//! hyper-util's pooled client, one per distinct connect timeout, since the
+//! connector owns that setting and routes may differ. It multiplexes
+//! requests over HTTP/2 connections and opens another when a connection's
+//! stream limit is reached. Idle connections are closed after
+//! [`GatewayConfig::pool_idle_timeout`](crate::GatewayConfig::pool_idle_timeout).
+//! HTTP/1.1 goes through [`crate::pool`], which is cheaper per request.
 
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
@@ -18,23 +17,14 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::body::Body;
 
-/// A pooled client.
+/// A pooled h2c client.
 pub type HttpClient = Client<HttpConnector, Body>;
-
-/// The clients for one connect timeout.
-#[derive(Clone, Debug)]
-pub struct Clients {
-    /// HTTP/1.1 (upgrades included): the default towards endpoints.
-    pub http1: HttpClient,
-    /// HTTP/2 with prior knowledge, for gRPC that came in over HTTP/2.
-    pub http2: HttpClient,
-}
 
 /// Clients by connect timeout, created on first use.
 #[derive(Debug)]
 pub struct ClientCache {
     idle_timeout: Duration,
-    by_connect: RwLock<HashMap<Duration, Clients>>,
+    by_connect: RwLock<HashMap<Duration, HttpClient>>,
 }
 
 impl ClientCache {
@@ -46,8 +36,8 @@ impl ClientCache {
         }
     }
 
-    /// The clients with this connect timeout.
-    pub fn get(&self, connect: Duration) -> Clients {
+    /// The h2c client with this connect timeout.
+    pub fn get(&self, connect: Duration) -> HttpClient {
         if let Some(c) = self
             .by_connect
             .read()
@@ -61,15 +51,12 @@ impl ClientCache {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         map.entry(connect)
-            .or_insert_with(|| Clients {
-                http1: build(connect, self.idle_timeout, false),
-                http2: build(connect, self.idle_timeout, true),
-            })
+            .or_insert_with(|| build(connect, self.idle_timeout))
             .clone()
     }
 }
 
-fn build(connect: Duration, idle: Duration, http2: bool) -> HttpClient {
+fn build(connect: Duration, idle: Duration) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(connect));
     connector.set_nodelay(true);
@@ -77,6 +64,6 @@ fn build(connect: Duration, idle: Duration, http2: bool) -> HttpClient {
         .pool_idle_timeout(idle)
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .http2_only(http2)
+        .http2_only(true)
         .build(connector)
 }

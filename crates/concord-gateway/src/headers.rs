@@ -35,6 +35,11 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes hop-by-hop headers, including every header the `Connection`
 /// header names. `TE` survives when it is exactly `trailers`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the few headers present is
+    // cheaper than looking up all nine names.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -98,8 +103,13 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     {
         return v.clone();
     }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::rng().random();
-    HeaderValue::from_str(&format!("{id:032x}")).expect("hex is a valid header value")
+    let mut text = [0u8; 32];
+    for (i, c) in text.iter_mut().enumerate() {
+        *c = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&text).expect("hex is a valid header value")
 }
 
 /// A route's compiled `request_headers` / `response_headers`.

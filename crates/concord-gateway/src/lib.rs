@@ -38,6 +38,7 @@ pub mod headers;
 pub mod matching;
 pub mod metrics;
 pub mod outlier;
+pub mod pool;
 pub mod proxy;
 pub mod rate_limit;
 pub mod retry;

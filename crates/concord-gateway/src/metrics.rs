@@ -2,6 +2,7 @@
 //! listener at `/metrics`. Labels are route and service names, never paths,
 //! so cardinality stays bounded by configuration.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -53,6 +54,43 @@ pub struct BreakerLabels {
 fn latency_histogram() -> Histogram {
     // 100 µs .. ~6.5 s
     Histogram::new(exponential_buckets(0.0001, 2.0, 17))
+}
+
+/// One route target's metric handles, looked up in the families once
+/// instead of on every request (each lookup allocates its label strings and
+/// takes the family's lock). A route change compiles new targets with empty
+/// caches; the families keep the series, so counts carry on.
+#[derive(Debug, Default)]
+pub struct TargetMetrics {
+    handles: OnceLock<TargetHandles>,
+}
+
+#[derive(Debug)]
+struct TargetHandles {
+    upstream: Histogram,
+    /// Request counters by status, 100..=599, made on first use.
+    statuses: Box<[OnceLock<Counter>]>,
+}
+
+impl TargetHandles {
+    fn status_slot(&self, status: u16) -> Option<&OnceLock<Counter>> {
+        self.statuses.get(usize::from(status.checked_sub(100)?))
+    }
+}
+
+impl TargetMetrics {
+    fn handles(&self, metrics: &Metrics, route: &str, service: &str) -> &TargetHandles {
+        self.handles.get_or_init(|| TargetHandles {
+            upstream: metrics
+                .upstream_latency
+                .get_or_create(&UpstreamLabels {
+                    route: route.to_owned(),
+                    service: service.to_owned(),
+                })
+                .clone(),
+            statuses: (100..600).map(|_| OnceLock::new()).collect(),
+        })
+    }
 }
 
 /// Every metric the gateway exports.
@@ -156,6 +194,37 @@ impl Metrics {
                 route: route.to_owned(),
                 service: service.to_owned(),
             })
+            .observe(latency.as_secs_f64());
+    }
+
+    /// Counts a finished request that `target` handled, through its cache.
+    pub fn target_request(&self, target: &TargetMetrics, route: &str, service: &str, status: u16) {
+        let Some(slot) = target.handles(self, route, service).status_slot(status) else {
+            return self.request(route, service, status);
+        };
+        slot.get_or_init(|| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    route: route.to_owned(),
+                    service: service.to_owned(),
+                    status,
+                })
+                .clone()
+        })
+        .inc();
+    }
+
+    /// Records an upstream attempt's latency through `target`'s cache.
+    pub fn target_upstream(
+        &self,
+        target: &TargetMetrics,
+        route: &str,
+        service: &str,
+        latency: Duration,
+    ) {
+        target
+            .handles(self, route, service)
+            .upstream
             .observe(latency.as_secs_f64());
     }
 

@@ -34,6 +34,7 @@ use crate::error::error_response;
 use crate::headers::{self, X_REQUEST_ID};
 use crate::matching::RequestView;
 use crate::metrics::Metrics;
+use crate::pool::{Http1Pool, SendError};
 use crate::rate_limit::retry_after_secs;
 use crate::retry::{Failure, MAX_REPLAY_BODY, backoff};
 use crate::route::{Chosen, Route, RouteTarget, cookie};
@@ -44,6 +45,9 @@ use crate::sticky;
 #[derive(Debug)]
 pub struct Proxy {
     shared: Arc<Shared>,
+    /// HTTP/1.1 upstreams (upgrades included): the default.
+    pool: Http1Pool,
+    /// h2c upstreams, for gRPC that came in over HTTP/2.
     clients: ClientCache,
     metrics: Arc<Metrics>,
     access_log: bool,
@@ -51,24 +55,27 @@ pub struct Proxy {
 
 /// What happened to a request, for metrics and the access log.
 #[derive(Debug, Default)]
-struct Trace {
-    route: String,
-    service: String,
-    upstream: String,
+struct Trace<'r> {
+    /// The target last tried.
+    target: Option<&'r RouteTarget>,
+    /// The endpoint last tried; kept only for the access log.
+    upstream: Option<String>,
     attempts: u32,
 }
 
 impl Proxy {
-    /// A proxy reading routes from `shared`.
+    /// A proxy reading routes from `shared`, closing upstream connections
+    /// idle for `pool_idle_timeout`.
     pub fn new(
         shared: Arc<Shared>,
-        clients: ClientCache,
+        pool_idle_timeout: std::time::Duration,
         metrics: Arc<Metrics>,
         access_log: bool,
     ) -> Self {
         Proxy {
             shared,
-            clients,
+            pool: Http1Pool::new(pool_idle_timeout),
+            clients: ClientCache::new(pool_idle_timeout),
             metrics,
             access_log,
         }
@@ -83,12 +90,10 @@ impl Proxy {
         let snapshot = self.shared.load();
         let route = snapshot.table.find(&RequestView::of(&req)).cloned();
         let mut trace = Trace::default();
-        let mut response = match route {
+        let mut response = match &route {
             None => not_routed(&snapshot),
             Some(route) => {
-                trace.route.clone_from(&route.name);
-                trace.service = route.service_label().to_owned();
-                self.route(&route, req, client, &request_id, &mut trace)
+                self.route(route, req, client, &request_id, &mut trace)
                     .await
             }
         };
@@ -98,7 +103,26 @@ impl Proxy {
             .entry(&X_REQUEST_ID)
             .or_insert(request_id.clone());
         let status = response.status().as_u16();
-        self.metrics.request(&trace.route, &trace.service, status);
+        let (route_name, service) = match (&route, trace.target) {
+            (Some(route), Some(target)) => {
+                self.metrics.target_request(
+                    &target.metrics,
+                    &route.name,
+                    &target.key.service,
+                    status,
+                );
+                (route.name.as_str(), target.key.service.as_str())
+            }
+            (Some(route), None) => {
+                self.metrics
+                    .request(&route.name, route.service_label(), status);
+                (route.name.as_str(), route.service_label())
+            }
+            (None, _) => {
+                self.metrics.request("", "", status);
+                ("", "")
+            }
+        };
         if let Some(path) = path {
             tracing::info!(
                 target: "concord_gateway::access",
@@ -106,9 +130,9 @@ impl Proxy {
                 %method,
                 path,
                 status,
-                route = trace.route,
-                service = trace.service,
-                upstream = trace.upstream,
+                route = route_name,
+                service,
+                upstream = trace.upstream.as_deref().unwrap_or(""),
                 attempts = trace.attempts,
                 duration_ms = started.elapsed().as_secs_f64() * 1e3,
                 request_id = request_id.to_str().unwrap_or(""),
@@ -118,13 +142,13 @@ impl Proxy {
     }
 
     /// Rate limit, then forward within the total deadline.
-    async fn route(
+    async fn route<'r>(
         &self,
-        route: &Route,
+        route: &'r Route,
         req: Request<Incoming>,
         client: SocketAddr,
         request_id: &HeaderValue,
-        trace: &mut Trace,
+        trace: &mut Trace<'r>,
     ) -> Response<Body> {
         let now = Instant::now();
         if let Some(limiter) = &route.rate_limit {
@@ -148,47 +172,35 @@ impl Proxy {
             .as_ref()
             .and_then(|s| cookie(req.headers(), &s.cookie))
             .map(str::to_owned);
-        let total = route.timeouts.total;
         let steer = Steer { hash, sticky };
-        let forward = self.forward(route, req, client, request_id, steer, trace);
-        match tokio::time::timeout(total, forward).await {
-            Ok(response) => response,
-            Err(_) => error_response(
-                StatusCode::GATEWAY_TIMEOUT,
-                "gateway_timeout",
-                format!(
-                    "route {}: no response from {} within the total timeout of {} ms",
-                    route.name,
-                    route.service_label(),
-                    total.as_millis()
-                ),
-            ),
-        }
+        self.forward(route, req, client, request_id, steer, trace)
+            .await
     }
 
-    /// Attempts until one succeeds or retrying is no longer allowed. The
-    /// first attempt goes where the sticky cookie says, when it names an
-    /// available endpoint.
-    async fn forward(
+    /// Attempts until one succeeds, retrying is no longer allowed or the
+    /// total `deadline` passes. The first attempt goes where the sticky
+    /// cookie says, when it names an available endpoint.
+    ///
+    /// One timer per attempt covers both deadlines: it fires at the per-try
+    /// deadline or the total one, whichever comes first.
+    async fn forward<'r>(
         &self,
-        route: &Route,
+        route: &'r Route,
         req: Request<Incoming>,
         client: SocketAddr,
         request_id: &HeaderValue,
         steer: Steer,
-        trace: &mut Trace,
+        trace: &mut Trace<'r>,
     ) -> Response<Body> {
+        let deadline = tokio::time::Instant::now() + route.timeouts.total;
         let Steer { hash, sticky } = steer;
-        let mut out = match Outbound::prepare(route, req, client, request_id).await {
+        let prepared = Outbound::prepare(route, req, client, request_id, deadline).await;
+        let mut out = match prepared {
             Ok(out) => out,
             Err(response) => return response,
         };
-        let clients = self.clients.get(route.timeouts.connect);
-        let http = if out.version == Version::HTTP_2 {
-            &clients.http2
-        } else {
-            &clients.http1
-        };
+        let http2 =
+            (out.version == Version::HTTP_2).then(|| self.clients.get(route.timeouts.connect));
         let mut avoid: Option<String> = None;
         let mut last_failure: Option<Response<Body>> = None;
         let mut pinned = sticky.as_deref().and_then(|token| route.pick_sticky(token));
@@ -203,23 +215,28 @@ impl Proxy {
             let permit = match self.admit(route, target) {
                 Ok(permit) => permit,
                 Err(refused) => {
-                    trace.service.clone_from(&target.key.service);
+                    trace.target = Some(target);
                     return last_failure
                         .unwrap_or_else(|| refused_response(route, target, refused));
                 }
             };
             trace.attempts += 1;
-            trace.service.clone_from(&target.key.service);
-            trace.upstream.clone_from(&pick.endpoint().addr);
+            trace.target = Some(target);
+            if self.access_log {
+                trace.upstream = Some(pick.endpoint().addr.clone());
+            }
             let token = route
                 .sticky
                 .as_ref()
                 .map(|_| sticky::token(&pick.endpoint().id));
-            let attempt = self.attempt(route, target, pick, permit, http, &mut out);
+            let attempt = self.attempt(route, target, pick, permit, http2.as_ref(), &mut out);
             let failed = match attempt.await {
                 Ok(response) => return set_sticky(route, response, sticky, token),
                 Err(failed) => failed,
             };
+            if failed.failure == Failure::Timeout && tokio::time::Instant::now() >= deadline {
+                return total_timeout(route);
+            }
             let retry_number = trace.attempts;
             let retry = retry_number <= route.retry.attempts
                 && out.body.can_replay()
@@ -232,7 +249,12 @@ impl Proxy {
             self.metrics.retry(&route.name);
             avoid = Some(failed.endpoint);
             last_failure = Some(failed.response);
-            tokio::time::sleep(backoff(retry_number)).await;
+            let resume = tokio::time::Instant::now() + backoff(retry_number);
+            if resume >= deadline {
+                tokio::time::sleep_until(deadline).await;
+                return total_timeout(route);
+            }
+            tokio::time::sleep_until(resume).await;
         }
     }
 
@@ -285,7 +307,7 @@ impl Proxy {
         target: &RouteTarget,
         pick: Chosen,
         permit: Option<Permit<'_>>,
-        http: &HttpClient,
+        http2: Option<&HttpClient>,
         out: &mut Outbound,
     ) -> Result<Response<Body>, Failed> {
         let failed = |failure, response| Failed {
@@ -294,7 +316,7 @@ impl Proxy {
             endpoint: pick.endpoint().id.clone(),
         };
         let endpoint = pick.endpoint();
-        let Some(request) = out.request_to(&endpoint.addr) else {
+        let Some(request) = out.request_to(&endpoint.addr, http2.is_some()) else {
             let reason = format!(
                 "route {}: instance {} of {} has an unusable address {:?}",
                 route.name, endpoint.id, target.key.service, endpoint.addr
@@ -311,10 +333,30 @@ impl Proxy {
             return Err(failed(Failure::ConnectFailure, response));
         };
         let started = Instant::now();
-        let result = tokio::time::timeout(route.timeouts.per_try, http.request(request)).await;
+        let sent = async {
+            match http2 {
+                Some(client) => match client.request(request).await {
+                    Ok(response) => Ok(response.map(boxed)),
+                    Err(e) if e.is_connect() => Err((Failure::ConnectFailure, error_chain(&e))),
+                    Err(e) => Err((Failure::Reset, error_chain(&e))),
+                },
+                None => self
+                    .pool
+                    .send(&endpoint.addr, request, route.timeouts.connect)
+                    .await
+                    .map_err(|e| match e {
+                        SendError::Connect(_) => (Failure::ConnectFailure, error_chain(&e)),
+                        SendError::Lost(_) => (Failure::Reset, error_chain(&e)),
+                    }),
+            }
+        };
+        let try_deadline = out
+            .deadline
+            .min(tokio::time::Instant::from_std(started) + route.timeouts.per_try);
+        let result = tokio::time::timeout_at(try_deadline, sent).await;
         let latency = started.elapsed();
         self.metrics
-            .upstream(&route.name, &target.key.service, latency);
+            .target_upstream(&target.metrics, &route.name, &target.key.service, latency);
         let where_ = || {
             format!(
                 "route {}: {} instance {} at {}",
@@ -333,20 +375,12 @@ impl Proxy {
                 Failure::Status(resp.status().as_u16()),
                 respond(route, resp, None),
             ),
-            Ok(Err(e)) if e.is_connect() => (
-                Failure::ConnectFailure,
+            Ok(Err((failure, reason))) => (
+                failure,
                 error_response(
                     StatusCode::BAD_GATEWAY,
                     "bad_gateway",
-                    format!("{}: cannot connect: {}", where_(), error_chain(&e)),
-                ),
-            ),
-            Ok(Err(e)) => (
-                Failure::Reset,
-                error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    format!("{}: connection lost: {}", where_(), error_chain(&e)),
+                    format!("{}: {reason}", where_()),
                 ),
             ),
             Err(_) => (
@@ -390,6 +424,10 @@ struct Failed {
 struct Outbound {
     method: Method,
     path_and_query: String,
+    /// `path_and_query` as an origin-form URI, for HTTP/1.1.
+    origin_form: Option<Uri>,
+    /// When the route's total timeout runs out.
+    deadline: tokio::time::Instant,
     version: Version,
     headers: HeaderMap,
     body: ReplayBody,
@@ -405,6 +443,7 @@ impl Outbound {
         mut req: Request<Incoming>,
         client: SocketAddr,
         request_id: &HeaderValue,
+        deadline: tokio::time::Instant,
     ) -> Result<Outbound, Response<Body>> {
         let upgrading = headers::is_upgrade(req.headers());
         let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
@@ -427,15 +466,22 @@ impl Outbound {
         );
         let replay =
             !upgrading && route.retry.attempts > 0 && route.retry.allows_method(&parts.method);
-        let body = ReplayBody::new(body, replay).await.map_err(|e| {
-            error_response(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                format!("cannot read the request body: {e}"),
-            )
-        })?;
+        let body = match ReplayBody::new(body, replay, deadline).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                return Err(error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("cannot read the request body: {e}"),
+                ));
+            }
+            Err(_) => return Err(total_timeout(route)),
+        };
+        let path_and_query = route.rewrite.apply(parts.uri.path(), parts.uri.query());
         Ok(Outbound {
-            path_and_query: route.rewrite.apply(parts.uri.path(), parts.uri.query()),
+            origin_form: Uri::try_from(path_and_query.as_str()).ok(),
+            deadline,
+            path_and_query,
             method: parts.method,
             version,
             headers,
@@ -444,12 +490,17 @@ impl Outbound {
         })
     }
 
-    /// The request for one attempt at `addr`; `None` when the address makes
-    /// no URI or a streamed body was already sent.
-    fn request_to(&mut self, addr: &str) -> Option<Request<Body>> {
-        let uri = format!("http://{addr}{}", self.path_and_query)
-            .parse::<Uri>()
-            .ok()?;
+    /// The request for one attempt at `addr`: its URI in origin form for
+    /// HTTP/1.1, absolute for the h2c client. `None` when that makes no URI
+    /// or a streamed body was already sent.
+    fn request_to(&mut self, addr: &str, absolute: bool) -> Option<Request<Body>> {
+        let uri = if absolute {
+            format!("http://{addr}{}", self.path_and_query)
+                .parse::<Uri>()
+                .ok()?
+        } else {
+            self.origin_form.clone()?
+        };
         let mut request = Request::new(self.body.take()?);
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = uri;
@@ -498,7 +549,7 @@ fn upstream_headers(
 /// starts the tunnel between the two upgraded connections.
 fn respond(
     route: &Route,
-    mut resp: Response<Incoming>,
+    mut resp: Response<Body>,
     downstream_upgrade: Option<OnUpgrade>,
 ) -> Response<Body> {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -506,15 +557,13 @@ fn respond(
     {
         let upstream = hyper::upgrade::on(&mut resp);
         tokio::spawn(tunnel(downstream, upstream));
-        let (mut parts, body) = resp.into_parts();
-        route.response_headers.apply(&mut parts.headers);
-        return Response::from_parts(parts, boxed(body));
+        route.response_headers.apply(resp.headers_mut());
+        return resp;
     }
-    let (mut parts, body) = resp.into_parts();
-    headers::strip_hop_by_hop(&mut parts.headers);
-    route.response_headers.apply(&mut parts.headers);
-    parts.version = Version::HTTP_11;
-    Response::from_parts(parts, boxed(body))
+    headers::strip_hop_by_hop(resp.headers_mut());
+    route.response_headers.apply(resp.headers_mut());
+    *resp.version_mut() = Version::HTTP_11;
+    resp
 }
 
 /// Copies bytes both ways between an upgraded client and endpoint.
@@ -549,6 +598,20 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+/// The total deadline passed.
+fn total_timeout(route: &Route) -> Response<Body> {
+    error_response(
+        StatusCode::GATEWAY_TIMEOUT,
+        "gateway_timeout",
+        format!(
+            "route {}: no response from {} within the total timeout of {} ms",
+            route.name,
+            route.service_label(),
+            route.timeouts.total.as_millis()
+        ),
+    )
 }
 
 /// No route matched.
@@ -652,21 +715,26 @@ enum ReplayBody {
 
 impl ReplayBody {
     /// Buffers the body when `replay` and its size is known and small (or it
-    /// is empty); streams it otherwise.
-    async fn new(body: Incoming, replay: bool) -> Result<Self, hyper::Error> {
+    /// is empty), reading it by `deadline`; streams it otherwise.
+    async fn new(
+        body: Incoming,
+        replay: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Result<Self, hyper::Error>, tokio::time::error::Elapsed> {
         if replay {
             if body.is_end_stream() {
-                return Ok(ReplayBody::Buffered(Bytes::new()));
+                return Ok(Ok(ReplayBody::Buffered(Bytes::new())));
             }
             if body
                 .size_hint()
                 .exact()
                 .is_some_and(|n| n <= MAX_REPLAY_BODY)
             {
-                return Ok(ReplayBody::Buffered(body.collect().await?.to_bytes()));
+                let read = tokio::time::timeout_at(deadline, body.collect()).await?;
+                return Ok(read.map(|c| ReplayBody::Buffered(c.to_bytes())));
             }
         }
-        Ok(ReplayBody::Once(Some(boxed(body))))
+        Ok(Ok(ReplayBody::Once(Some(boxed(body)))))
     }
 
     fn take(&mut self) -> Option<Body> {

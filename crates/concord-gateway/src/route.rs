@@ -32,6 +32,7 @@ use crate::circuit_breaker::{BreakerConfig, CircuitBreaker};
 use crate::error::RouteError;
 use crate::headers::HeaderRules;
 use crate::matching::{Matcher, PathMatch, RequestView};
+use crate::metrics::TargetMetrics;
 use crate::outlier::{OutlierConfig, OutlierDetector};
 use crate::rate_limit::RateLimiter;
 use crate::retry::{RetryBudget, RetryPolicy};
@@ -116,6 +117,8 @@ pub struct RouteTarget {
     /// The route's outlier detector for this target, when the route has one;
     /// like the breaker, a route change starts it with nothing ejected.
     pub outlier: Option<OutlierDetector>,
+    /// Its request and latency metric handles.
+    pub metrics: TargetMetrics,
 }
 
 impl RouteTarget {
@@ -351,6 +354,7 @@ impl Route {
                     endpoints: source.endpoints,
                     breaker: breaker.clone().map(CircuitBreaker::new),
                     outlier: outlier.clone().map(OutlierDetector::new),
+                    metrics: TargetMetrics::default(),
                     key,
                     weight,
                 }

@@ -16,7 +16,6 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::admin::{self, Admin};
-use crate::client::ClientCache;
 use crate::config::GatewayConfig;
 use crate::discovery::Discovery;
 use crate::error::GatewayError;
@@ -72,7 +71,7 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
     }
     let proxy = Arc::new(Proxy::new(
         shared,
-        ClientCache::new(config.pool_idle_timeout),
+        config.pool_idle_timeout,
         Arc::clone(&metrics),
         config.access_log,
     ));

@@ -52,14 +52,24 @@ fn main() -> ExitCode {
     }
 }
 
-/// The multi-threaded runtime; `gateway --threads N` sets its worker count.
+/// The multi-threaded runtime; `gateway --threads N` sets its worker count,
+/// and `--threads 1` gets the current-thread scheduler, which serves the
+/// same one-core load with less CPU per request (no work-stealing queues,
+/// no cross-thread wake-ups; see docs/benchmarks.md).
 fn runtime(command: &Command) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Command::Gateway(args) = command
-        && let Some(threads) = args.threads
-    {
-        builder.worker_threads(threads.into());
-    }
+    let mut builder = match command {
+        Command::Gateway(args) if args.threads == Some(1) => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        Command::Gateway(args) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            if let Some(threads) = args.threads {
+                builder.worker_threads(threads.into());
+            }
+            builder
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all().build()
 }
 

@@ -28,6 +28,13 @@ struct Gateway {
 impl Gateway {
     /// Starts a gateway following `server`, with an admin listener.
     fn start(server: &Server) -> Gateway {
+        Gateway::start_threads(server, 2)
+    }
+
+    /// `--threads 1` runs the current-thread scheduler, `--threads N` the
+    /// multi-threaded one: the tests cover both.
+    fn start_threads(server: &Server, threads: u16) -> Gateway {
+        let threads = threads.to_string();
         let mut child = Command::new(bin())
             .args(["gateway", "--server", &server.base])
             .args(["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
@@ -35,7 +42,7 @@ impl Gateway {
                 "--drain-timeout-secs",
                 "20",
                 "--threads",
-                "2",
+                &threads,
                 "--access-log",
             ])
             .env("RUST_LOG", "warn")
@@ -577,7 +584,7 @@ async fn only_passing_instances_get_traffic() {
 #[tokio::test]
 async fn gets_are_retried_around_a_killed_backend() {
     let s = Server::dev().await;
-    let gw = Gateway::start(&s);
+    let gw = Gateway::start_threads(&s, 1);
     let alive = Backend::start("alive");
     let mut doomed = Backend::start("doomed");
     register(&s, "flaky", "alive", &alive, &[], 100).await;
@@ -966,7 +973,7 @@ async fn a_route_change_under_load_fails_no_request() {
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests() {
     let s = Server::dev().await;
-    let mut gw = Gateway::start(&s);
+    let mut gw = Gateway::start_threads(&s, 1);
     let slow = Backend::with_delay("slow", Duration::from_millis(1500));
     register(&s, "slow", "s1", &slow, &[], 100).await;
     route(&s, &gw, "slow", json!({"match": {}, "service": "slow"})).await;
@@ -1006,7 +1013,7 @@ async fn sigterm_drains_in_flight_requests() {
 #[tokio::test]
 async fn upgrades_tunnel_both_ways() {
     let s = Server::dev().await;
-    let gw = Gateway::start(&s);
+    let gw = Gateway::start_threads(&s, 1);
     let b = Backend::start("echo");
     register(&s, "echo", "e1", &b, &[], 100).await;
     route(
@@ -1058,7 +1065,7 @@ async fn grpc_unary_and_streaming_over_h2c() {
     use tonic_health::pb::health_client::HealthClient;
 
     let s = Server::dev().await;
-    let gw = Gateway::start(&s);
+    let gw = Gateway::start_threads(&s, 1);
     let grpc = crate::endpoints::GrpcEndpoint::start().await;
     grpc.reporter
         .set_service_status("concord.Test", tonic_health::ServingStatus::Serving)
@@ -1456,7 +1463,7 @@ async fn wait_hits(backend: &Backend, n: usize) {
 #[tokio::test]
 async fn a_rolling_restart_under_load_fails_no_request() {
     let s = Server::dev().await;
-    let gw = Gateway::start(&s);
+    let gw = Gateway::start_threads(&s, 1);
     let ids = ["w1", "w2", "w3"];
     let mut backends: Vec<Backend> = ids
         .iter()
