@@ -1,7 +1,7 @@
 //! Header handling on the way through: hop-by-hop removal, forwarding
 //! headers, request ids and a route's add/remove rules.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use concord_api::gateway::HeaderRules as HeaderRulesSpec;
 use http::header::{self, HeaderName};
@@ -40,12 +40,21 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
         return;
     }
+    // `Connection: keep-alive` (or `close`) on nearly every HTTP/1.1 message
+    // names nothing beyond the fixed list: skip making header names for it.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|name| {
+            !name.eq_ignore_ascii_case("close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+        })
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
@@ -73,9 +82,39 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
 }
 
+/// A client connection's address, with the `X-Forwarded-For` entry it adds
+/// made once per connection rather than formatted on every request.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    addr: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl Peer {
+    /// The peer at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let forwarded_for = HeaderValue::from_str(&addr.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Peer {
+            addr,
+            forwarded_for,
+        }
+    }
+
+    /// Its address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its IP address.
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+}
+
 /// Appends the client to `X-Forwarded-For` (joining repeated headers into
 /// one) and sets `X-Forwarded-Proto` to the scheme the client used with us.
-pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static str) {
+pub fn set_forwarded(headers: &mut HeaderMap, client: &Peer, proto: &'static str) {
     let prior: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -83,12 +122,9 @@ pub fn set_forwarded(headers: &mut HeaderMap, client: IpAddr, proto: &'static st
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .collect();
-    let value = if prior.is_empty() {
-        client.to_string()
-    } else {
-        format!("{}, {client}", prior.join(", "))
-    };
-    if let Ok(v) = HeaderValue::from_str(&value) {
+    if prior.is_empty() {
+        headers.insert(X_FORWARDED_FOR.clone(), client.forwarded_for.clone());
+    } else if let Ok(v) = HeaderValue::from_str(&format!("{}, {}", prior.join(", "), client.ip())) {
         headers.insert(X_FORWARDED_FOR.clone(), v);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));

@@ -15,12 +15,12 @@
 //! | 504 | `gateway_timeout` | per-try or total timeout |
 //! | 400 | `bad_request` | the client's body could not be read |
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::BodyExt;
 use hyper::body::{Body as _, Incoming};
@@ -31,13 +31,13 @@ use crate::body::{Body, boxed, full};
 use crate::circuit_breaker::{Permit, Refused};
 use crate::client::{ClientCache, HttpClient};
 use crate::error::error_response;
-use crate::headers::{self, X_REQUEST_ID};
+use crate::headers::{self, Peer, X_REQUEST_ID};
 use crate::matching::RequestView;
 use crate::metrics::Metrics;
 use crate::pool::{Http1Pool, SendError};
 use crate::rate_limit::retry_after_secs;
 use crate::retry::{Failure, MAX_REPLAY_BODY, backoff};
-use crate::route::{Chosen, Route, RouteTarget, cookie};
+use crate::route::{Chosen, Rewrite, Route, RouteTarget, cookie};
 use crate::state::{Shared, Snapshot};
 use crate::sticky;
 
@@ -82,7 +82,7 @@ impl Proxy {
     }
 
     /// Answers one request from `client`.
-    pub async fn handle(&self, req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+    pub async fn handle(&self, req: Request<Incoming>, client: &Peer) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let path = self.access_log.then(|| req.uri().path().to_owned());
@@ -146,7 +146,7 @@ impl Proxy {
         &self,
         route: &'r Route,
         req: Request<Incoming>,
-        client: SocketAddr,
+        client: &Peer,
         request_id: &HeaderValue,
         trace: &mut Trace<'r>,
     ) -> Response<Body> {
@@ -187,7 +187,7 @@ impl Proxy {
         &self,
         route: &'r Route,
         req: Request<Incoming>,
-        client: SocketAddr,
+        client: &Peer,
         request_id: &HeaderValue,
         steer: Steer,
         trace: &mut Trace<'r>,
@@ -423,9 +423,8 @@ struct Failed {
 /// A request made ready for its attempts.
 struct Outbound {
     method: Method,
-    path_and_query: String,
-    /// `path_and_query` as an origin-form URI, for HTTP/1.1.
-    origin_form: Option<Uri>,
+    /// The request target, rewritten for the route.
+    path_and_query: PathAndQuery,
     /// When the route's total timeout runs out.
     deadline: tokio::time::Instant,
     version: Version,
@@ -441,7 +440,7 @@ impl Outbound {
     async fn prepare(
         route: &Route,
         mut req: Request<Incoming>,
-        client: SocketAddr,
+        client: &Peer,
         request_id: &HeaderValue,
         deadline: tokio::time::Instant,
     ) -> Result<Outbound, Response<Body>> {
@@ -477,9 +476,18 @@ impl Outbound {
             }
             Err(_) => return Err(total_timeout(route)),
         };
-        let path_and_query = route.rewrite.apply(parts.uri.path(), parts.uri.query());
+        let path_and_query = match (&route.rewrite, parts.uri.path_and_query()) {
+            (Rewrite::Keep, Some(kept)) => kept.clone(),
+            _ => PathAndQuery::try_from(route.rewrite.apply(parts.uri.path(), parts.uri.query()))
+                .map_err(|e| {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    format!("cannot forward this request target: {e}"),
+                )
+            })?,
+        };
         Ok(Outbound {
-            origin_form: Uri::try_from(path_and_query.as_str()).ok(),
             deadline,
             path_and_query,
             method: parts.method,
@@ -495,11 +503,14 @@ impl Outbound {
     /// or a streamed body was already sent.
     fn request_to(&mut self, addr: &str, absolute: bool) -> Option<Request<Body>> {
         let uri = if absolute {
-            format!("http://{addr}{}", self.path_and_query)
-                .parse::<Uri>()
+            Uri::builder()
+                .scheme("http")
+                .authority(addr)
+                .path_and_query(self.path_and_query.clone())
+                .build()
                 .ok()?
         } else {
-            self.origin_form.clone()?
+            Uri::from(self.path_and_query.clone())
         };
         let mut request = Request::new(self.body.take()?);
         *request.method_mut() = self.method.clone();
@@ -519,7 +530,7 @@ fn upstream_headers(
     uri: &Uri,
     version: Version,
     upgrade: bool,
-    client: SocketAddr,
+    client: &Peer,
     request_id: &HeaderValue,
     route: &Route,
 ) -> HeaderMap {
@@ -538,7 +549,7 @@ fn upstream_headers(
     {
         headers.insert(header::HOST, host);
     }
-    headers::set_forwarded(&mut headers, client.ip(), "http");
+    headers::set_forwarded(&mut headers, client, "http");
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     route.request_headers.apply(&mut headers);
     headers

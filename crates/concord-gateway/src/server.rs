@@ -19,6 +19,7 @@ use crate::admin::{self, Admin};
 use crate::config::GatewayConfig;
 use crate::discovery::Discovery;
 use crate::error::GatewayError;
+use crate::headers::Peer;
 use crate::metrics::{ConnectionGuard, Metrics};
 use crate::proxy::Proxy;
 use crate::state::Shared;
@@ -157,9 +158,11 @@ async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let proxy = Arc::clone(&proxy);
+        let peer = Arc::new(Peer::new(remote));
         let service = service_fn(move |req: hyper::Request<Incoming>| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(req, remote).await) }
+            let peer = Arc::clone(&peer);
+            async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)

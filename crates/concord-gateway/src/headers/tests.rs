@@ -59,9 +59,9 @@ fn upgrades_are_recognised() {
 
 #[test]
 fn forwarded_for_appends_and_proto_is_set() {
-    let client: IpAddr = "10.0.0.9".parse().unwrap();
+    let client = Peer::new("10.0.0.9:5000".parse().unwrap());
     let mut h = HeaderMap::new();
-    set_forwarded(&mut h, client, "http");
+    set_forwarded(&mut h, &client, "http");
     assert_eq!(h.get(&X_FORWARDED_FOR).unwrap(), "10.0.0.9");
     assert_eq!(h.get(&X_FORWARDED_PROTO).unwrap(), "http");
 
@@ -70,7 +70,7 @@ fn forwarded_for_appends_and_proto_is_set() {
         ("x-forwarded-for", "3.3.3.3"),
         ("x-forwarded-proto", "https"),
     ]);
-    set_forwarded(&mut h, "::1".parse().unwrap(), "http");
+    set_forwarded(&mut h, &Peer::new("[::1]:5000".parse().unwrap()), "http");
     assert_eq!(
         h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(),
         ["1.1.1.1, 2.2.2.2, 3.3.3.3, ::1"]
