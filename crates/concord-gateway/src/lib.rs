@@ -13,7 +13,8 @@
 //!    deadlines and retries ([`retry`]), through the target's circuit breaker
 //!    when the route has one ([`circuit_breaker`]), skipping endpoints its
 //!    outlier detection has ejected ([`outlier`]) and keeping clients with a
-//!    sticky cookie on their endpoint ([`sticky`]).
+//!    sticky cookie on their endpoint ([`sticky`]). HTTP/1.1 goes over the
+//!    gateway's own keep-alive [`pool`], gRPC over h2c through [`client`].
 //! 3. [`discovery`] runs in the background: it lists routes and follows the
 //!    route watch, and for every target a route uses it follows that service's
 //!    watch and re-reads its passing instances into the balancers
