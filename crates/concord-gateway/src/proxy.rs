@@ -337,8 +337,14 @@ impl Proxy {
             match http2 {
                 Some(client) => match client.request(request).await {
                     Ok(response) => Ok(response.map(boxed)),
-                    Err(e) if e.is_connect() => Err((Failure::ConnectFailure, error_chain(&e))),
-                    Err(e) => Err((Failure::Reset, error_chain(&e))),
+                    Err(e) if e.is_connect() => Err((
+                        Failure::ConnectFailure,
+                        format!("cannot connect: {}", error_chain(&e)),
+                    )),
+                    Err(e) => Err((
+                        Failure::Reset,
+                        format!("connection lost: {}", error_chain(&e)),
+                    )),
                 },
                 None => self
                     .pool
