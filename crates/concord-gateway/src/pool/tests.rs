@@ -21,6 +21,9 @@ enum Mode {
     SilentClose,
     /// A 1 MiB body, connection kept.
     Large,
+    /// `200 ok`, then closes the connection 100 ms later, while it is idle
+    /// in the pool.
+    IdleClose,
 }
 
 /// A raw HTTP/1.1 backend: counts connections, echoes the `Host` it got as
@@ -28,16 +31,20 @@ enum Mode {
 struct Backend {
     addr: String,
     accepted: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
 }
 
 async fn backend(mode: Mode) -> Backend {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
+    let closes = Arc::clone(&closed);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             count.fetch_add(1, Ordering::SeqCst);
+            let closes = Arc::clone(&closes);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
@@ -50,7 +57,7 @@ async fn backend(mode: Mode) -> Backend {
                         .unwrap_or("-")
                         .to_owned();
                     let answer = match mode {
-                        Mode::KeepAlive | Mode::SilentClose => format!(
+                        Mode::KeepAlive | Mode::SilentClose | Mode::IdleClose => format!(
                             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{host}",
                             host.len()
                         ),
@@ -70,11 +77,21 @@ async fn backend(mode: Mode) -> Backend {
                     if matches!(mode, Mode::Close | Mode::SilentClose) {
                         return;
                     }
+                    if matches!(mode, Mode::IdleClose) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        drop(stream);
+                        closes.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
                 }
             });
         }
     });
-    Backend { addr, accepted }
+    Backend {
+        addr,
+        accepted,
+        closed,
+    }
 }
 
 /// Reads one request (head and a `content-length` body); `None` at EOF.
@@ -237,4 +254,27 @@ async fn a_refused_connection_is_a_connect_error() {
     let pool = Http1Pool::new(Duration::from_secs(30));
     let err = pool.send(&addr, get(Some("h")), CONNECT).await.unwrap_err();
     assert!(matches!(err, SendError::Connect(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_connection_the_backend_closed_while_idle_is_not_used() {
+    let b = backend(Mode::IdleClose).await;
+    let pool = Http1Pool::new(Duration::from_secs(30));
+    text(pool.send(&b.addr, get(Some("h")), CONNECT).await.unwrap()).await;
+    assert_eq!(pool.idle_count(&b.addr), 1);
+    until("the backend closing", || {
+        b.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // No task watches an idle connection: the close shows when the next
+    // request takes it, which must then open another, not wait on it.
+    let response = tokio::time::timeout(
+        Duration::from_secs(5),
+        pool.send(&b.addr, get(Some("h")), CONNECT),
+    )
+    .await
+    .expect("the request waited on a closed connection")
+    .unwrap();
+    assert_eq!(text(response).await, "h");
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 2);
 }
