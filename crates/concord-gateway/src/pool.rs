@@ -114,7 +114,7 @@ impl Http1Pool {
         Ok(self.track(addr, sender, response))
     }
 
-    /// Idle connections to `addr`, for tests and the admin view.
+    /// Idle connections to `addr` (tests watch the pool through it).
     pub fn idle_count(&self, addr: &str) -> usize {
         self.inner.lock().get(addr).map_or(0, Vec::len)
     }
