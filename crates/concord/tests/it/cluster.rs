@@ -58,8 +58,15 @@ async fn three_nodes_fail_over_and_rejoin() {
     let leader = c.leader().await;
 
     // Every node reports the same members, with client addresses it looked up.
+    // A lookup can time out on a loaded machine (the listing then shows the
+    // address empty and asks again a second later): wait for all of them.
+    let deadline = Instant::now() + Duration::from_secs(20);
     for id in 1..=3 {
-        let members = c.members(id).await;
+        let mut members = c.members(id).await;
+        while members.iter().any(|m| m["client_addr"] == "") && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            members = c.members(id).await;
+        }
         assert_eq!(members.len(), 3, "node {id}: {members:?}");
         for m in &members {
             let mid = m["id"].as_u64().unwrap();
