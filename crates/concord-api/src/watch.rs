@@ -51,4 +51,10 @@ pub enum ServiceEventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProgressEvent {
     pub revision: u64,
+    /// The serving node's own revision, present only when it is behind
+    /// `revision` (the point the stream resumed from): a lagging node, or a
+    /// store restored from an older backup, whose history is not the one the
+    /// watcher followed. Watchers then re-read the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<u64>,
 }

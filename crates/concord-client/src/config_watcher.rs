@@ -171,6 +171,13 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Follow<T> {
                                 }
                                 self.offer(event.format, &event.content, event.version);
                             }
+                            Ok(WatchEvent::Progress(p)) if p.head.is_some_and(|h| h < revision) => {
+                                // The node is behind what this watcher has seen
+                                // (see `Discovery`): re-read, follow from there.
+                                // The item's revision in that history.
+                                revision = self.reread().await.unwrap_or(revision);
+                                break;
+                            }
                             Ok(WatchEvent::Progress(p)) => {
                                 revision = revision.max(p.revision);
                                 failures = 0;
@@ -215,10 +222,9 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Follow<T> {
         }
     }
 
-    /// Rebuilds from a fresh read after `compacted`; returns the revision to
-    /// watch from: the read's, but at least `revision` (the oldest the server
-    /// retains — an item last changed before that has no retained event to miss).
-    async fn resync(&self, revision: u64) -> u64 {
+    /// Re-reads the item, offering it when its version changed; its revision,
+    /// or `None` when it is gone or the read failed.
+    async fn reread(&self) -> Option<u64> {
         let instance = self.instance.as_deref();
         match read_raw(
             &self.client,
@@ -233,14 +239,21 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Follow<T> {
                 if item.version != *self.version.borrow() {
                     self.offer(item.format, &item.content, item.version);
                 }
-                item.revision.max(revision)
+                Some(item.revision)
             }
-            Ok(None) => revision,
+            Ok(None) => None,
             Err(e) => {
-                tracing::debug!(item = %self.name(), error = %e, "config resync failed");
-                revision
+                tracing::debug!(item = %self.name(), error = %e, "config re-read failed");
+                None
             }
         }
+    }
+
+    /// Rebuilds from a fresh read after `compacted`; returns the revision to
+    /// watch from: the read's, but at least `revision` (the oldest the server
+    /// retains — an item last changed before that has no retained event to miss).
+    async fn resync(&self, revision: u64) -> u64 {
+        self.reread().await.map_or(revision, |r| r.max(revision))
     }
 }
 

@@ -5,7 +5,9 @@
 //! a watch from that read's revision, so it sees every change exactly once and
 //! in order. A broken watch resumes from the last revision seen (progress
 //! events keep it recent); when the server no longer has that revision
-//! (`410 compacted`) the cache is rebuilt from a fresh read.
+//! (`410 compacted`), or says it is behind it (a progress event's `head`: a
+//! store restored from an older backup), the cache is rebuilt from a fresh
+//! read.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -225,6 +227,13 @@ async fn follow(client: Client, shared: Arc<Shared>, mut revision: u64) {
                             revision = revision.max(event.revision);
                             shared.apply(event);
                             failures = 0;
+                        }
+                        Ok(WatchEvent::Progress(p)) if p.head.is_some_and(|h| h < revision) => {
+                            // The node is behind what this cache has seen: lagging,
+                            // or restored from an older backup. Re-read (a
+                            // linearizable read waits out a lag) and follow from there.
+                            revision = resync_or_keep(&client, &shared, revision).await;
+                            break;
                         }
                         Ok(WatchEvent::Progress(p)) => {
                             revision = revision.max(p.revision);

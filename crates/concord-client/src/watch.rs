@@ -273,7 +273,10 @@ mod tests {
         assert_eq!(events[1].revision(), 5);
         assert_eq!(
             events[2],
-            WatchEvent::Progress(ProgressEvent { revision: 9 })
+            WatchEvent::Progress(ProgressEvent {
+                revision: 9,
+                head: None
+            })
         );
     }
 

@@ -184,6 +184,8 @@ async fn pump(
     let mut applied = node.raft.applied();
     let progress_every = node.config.progress_interval;
     let mut last_sent = tokio::time::Instant::now();
+    // This node's own revision, when it is behind what the stream resumed from.
+    let mut behind: Option<u64>;
     loop {
         let batch = {
             let state = node.state();
@@ -229,11 +231,10 @@ async fn pump(
                         return;
                     }
                 }
-                if reached < after {
-                    // The local state moved behind what this stream already sent
-                    // (only a snapshot install could do that): never resend.
-                    tracing::warn!(after, reached, "state revision behind a watch stream");
-                }
+                // Behind what the stream resumed from: a lagging node, a snapshot
+                // install, or a store restored from an older backup. Never resend;
+                // progress events say so, and the watcher re-reads.
+                behind = (reached < after).then_some(reached);
                 after = after.max(reached);
                 if sent_any {
                     last_sent = tokio::time::Instant::now();
@@ -245,7 +246,7 @@ async fn pump(
         tokio::select! {
             changed = applied.changed() => if changed.is_err() { return },
             _ = tokio::time::sleep_until(progress_at) => {
-                let p = ProgressEvent { revision: after };
+                let p = ProgressEvent { revision: after, head: behind };
                 let ev = SseEvent::default()
                     .event("progress")
                     .id(after.to_string())

@@ -41,7 +41,13 @@ impl FixedServer {
     async fn start(port: u16, data_dir: &Path) -> FixedServer {
         let child = Command::new(bin())
             .args(["dev", "--addr", &format!("127.0.0.1:{port}")])
-            .args(["--peer-addr", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "--peer-addr",
+                "127.0.0.1:0",
+                "--progress-interval-ms",
+                "200",
+            ])
+            .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -125,6 +131,44 @@ async fn registration_survives_a_server_that_forgot_it() {
 }
 
 #[tokio::test]
+async fn discovery_rereads_a_server_whose_history_went_back() {
+    let port = free_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = FixedServer::start(port, &tmp.path().join("a")).await;
+    let client = Client::new(format!("127.0.0.1:{port}"));
+    client
+        .register("orders", "old", &spec(1, None))
+        .await
+        .unwrap();
+    advance_history(&client).await;
+    let discovery = Discovery::start(client.clone(), "orders").await.unwrap();
+    let current =
+        |d: &Discovery| -> BTreeSet<String> { d.instances().into_iter().map(|i| i.id).collect() };
+    assert_eq!(current(&discovery), ids(&["old"]));
+
+    // The server comes back from an older backup (here: an empty one) at the
+    // same address. Its revisions are far behind the cache's, so a watch
+    // resumed from the cache's revision alone would wait for revisions this
+    // history reaches only much later; its progress events say it is behind.
+    let server = restore_empty(server, port, &tmp.path().join("b")).await;
+    client
+        .register("orders", "new", &spec(3, None))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while current(&discovery) != ids(&["new"]) {
+        assert!(
+            Instant::now() < deadline,
+            "the cache still shows {:?}",
+            current(&discovery)
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, discovery.changed()).await;
+    }
+    drop(server);
+}
+
+#[tokio::test]
 async fn discovery_follows_instances_and_picks_only_usable_ones() {
     let s = Server::dev().await;
     let client = Client::new(&s.base);
@@ -184,27 +228,78 @@ struct Settings {
     n: u32,
 }
 
+/// The shop's settings item both config watcher tests publish.
+const SETTINGS: (&str, &str, &str) = ("default", "shop", "settings.json");
+
+/// Publishes `content` as JSON to [`SETTINGS`]; the new version.
+async fn publish_settings(client: &Client, content: &str) -> u64 {
+    let (ns, group, id) = SETTINGS;
+    client
+        .config_put(
+            ns,
+            group,
+            id,
+            ConfigFormat::Json,
+            content,
+            &PublishOptions::default(),
+        )
+        .await
+        .unwrap()
+        .version
+}
+
+/// Restarts the fixed-port server on a fresh data dir: a server back from an
+/// older backup (here, an empty one) at the same address.
+async fn restore_empty(server: FixedServer, port: u16, data_dir: &Path) -> FixedServer {
+    drop(server);
+    FixedServer::start(port, data_dir).await
+}
+
+/// Revisions the restored server will not have: 30 registry changes.
+async fn advance_history(client: &Client) {
+    for _ in 0..15 {
+        client
+            .register("scratch", "s", &spec(2, None))
+            .await
+            .unwrap();
+        client.deregister("scratch", "s").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn config_watcher_rereads_a_server_whose_history_went_back() {
+    let port = free_port();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = FixedServer::start(port, &tmp.path().join("a")).await;
+    let client = Client::new(format!("127.0.0.1:{port}"));
+    publish_settings(&client, r#"{"n":1}"#).await;
+    publish_settings(&client, r#"{"n":2}"#).await;
+    advance_history(&client).await;
+    let (ns, group, id) = SETTINGS;
+    let watcher = ConfigWatcher::<Settings>::start(client.clone(), ns, group, id, None)
+        .await
+        .unwrap();
+    assert_eq!(watcher.current().n, 2);
+
+    // The item is then published once there: version 1 of another history.
+    let server = restore_empty(server, port, &tmp.path().join("b")).await;
+    publish_settings(&client, r#"{"n":10}"#).await;
+    eventually(DEADLINE, "the restored server's value", || async {
+        (watcher.current().n == 10).then_some(())
+    })
+    .await;
+    assert_eq!(watcher.version(), 1);
+    drop(server);
+}
+
 #[tokio::test]
 async fn config_watcher_delivers_changes_in_order_and_follows_gray() {
     let s = Server::dev().await;
     let client = Client::new(&s.base);
-    let (ns, group, id) = ("default", "shop", "settings.json");
+    let (ns, group, id) = SETTINGS;
     let put = |n: String| {
         let client = client.clone();
-        async move {
-            client
-                .config_put(
-                    ns,
-                    group,
-                    id,
-                    ConfigFormat::Json,
-                    &n,
-                    &PublishOptions::default(),
-                )
-                .await
-                .unwrap()
-                .version
-        }
+        async move { publish_settings(&client, &n).await }
     };
     put(r#"{"n":1}"#.into()).await;
     let watcher = ConfigWatcher::<Settings>::start(client.clone(), ns, group, id, None)
