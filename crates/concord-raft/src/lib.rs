@@ -36,6 +36,7 @@ mod peer_server;
 mod promoter;
 mod proposer;
 mod read_index;
+mod regroup;
 mod relay;
 mod snapshot_files;
 mod state_machine;

@@ -160,7 +160,7 @@ struct Inner {
     applied_rx: watch::Receiver<u64>,
     leadership_rx: watch::Receiver<Leadership>,
     log: Arc<LogShared>,
-    proposals: tokio::sync::mpsc::Sender<Pending>,
+    proposals: crate::regroup::Intake,
     /// Carries proposals made while a follower to the leader.
     relay: Relay,
     proposer_stats: Arc<ProposerStats>,
@@ -213,7 +213,7 @@ impl RaftNode {
             .map_err(|e| RaftError::Raft(e.to_string()))?;
 
         let contact = Arc::new(LeaderContact::default());
-        let (proposals, queue) = tokio::sync::mpsc::channel(proposer::QUEUE_DEPTH);
+        let (proposals, queue) = crate::regroup::channel(proposer::QUEUE_DEPTH);
         let app = peer_server::router(
             raft.clone(),
             opts.node_id,

@@ -66,7 +66,7 @@ pub(crate) fn router(
     node_id: u64,
     client_addr: String,
     contact: Arc<LeaderContact>,
-    proposals: tokio::sync::mpsc::Sender<crate::proposer::Pending>,
+    proposals: crate::regroup::Intake,
 ) -> Router {
     Router::new()
         .route(

@@ -6,17 +6,20 @@
 //! queue, packs everything waiting into one [`LogCommand::Batch`] and submits it.
 //! At most [`IN_FLIGHT`] batches are outstanding; while they are, new proposals
 //! queue up and form the next batch, so batches grow with load and a lone
-//! writer still gets one-entry latency. Submission order is queue order, so
-//! proposals keep their FIFO order in the log.
+//! writer still gets one-entry latency. When a batch is answered, the next one
+//! waits briefly for the writers just answered to come back (`regroup.rs`), so
+//! steady writers share one batch instead of alternating between two.
+//! Submission order is queue order, so proposals keep their FIFO order in the log.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use concord_state::{Command, Outcome};
 use openraft::error::{ClientWriteError, ForwardToLeader};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::error::ProposeError;
+use crate::regroup::Batches;
 use crate::type_config::{LogCommand, NodeInfo, Raft};
 
 /// Batches submitted to openraft but not yet answered. openraft appends one
@@ -25,7 +28,7 @@ use crate::type_config::{LogCommand, NodeInfo, Raft};
 /// 32 connections with two in flight and 19.4k with one (34k vs 39k at 128).
 const IN_FLIGHT: usize = 1;
 /// Most commands in one batch.
-const MAX_BATCH_COMMANDS: usize = 1024;
+pub(crate) const MAX_BATCH_COMMANDS: usize = 1024;
 /// Batches stop growing past about this many payload bytes (a larger single
 /// command still goes, alone), which bounds entries and replication requests.
 const MAX_BATCH_BYTES: usize = 1 << 20;
@@ -52,17 +55,18 @@ pub(crate) type NotLeader =
 /// Runs until the queue closes or openraft stops.
 pub(crate) async fn run(
     raft: Raft,
-    mut queue: mpsc::Receiver<Pending>,
+    mut queue: Batches,
     stats: Arc<ProposerStats>,
     not_leader: NotLeader,
 ) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-    while let Some(first) = queue.recv().await {
-        // Wait for a slot before draining: proposals arriving meanwhile join this batch.
+    while let Some(first) = queue.first().await {
+        // Wait for a slot before filling: proposals arriving meanwhile join this batch.
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let batch = drain(first, &mut queue);
+        let batch = queue.fill(first).await;
+        let round = queue.round();
         stats
             .proposals
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -80,7 +84,9 @@ pub(crate) async fn run(
         let not_leader = not_leader.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            match answer.await {
+            let answer = answer.await;
+            round.answered();
+            match answer {
                 Ok(Ok(resp)) => {
                     let outcomes = resp.data;
                     if outcomes.len() == replies.len() {
@@ -116,20 +122,33 @@ pub(crate) async fn run(
     }
 }
 
-/// Takes `first` and whatever else is queued, within the batch limits.
-pub(crate) fn drain(first: Pending, queue: &mut mpsc::Receiver<Pending>) -> Vec<Pending> {
-    let mut bytes = approx_size(&first.cmd);
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
-        match queue.try_recv() {
-            Ok(next) => {
-                bytes += approx_size(&next.cmd);
-                batch.push(next);
-            }
-            Err(_) => break,
+/// A batch being built, within the batch limits.
+pub(crate) struct Drain {
+    batch: Vec<Pending>,
+    bytes: usize,
+}
+
+impl Drain {
+    pub(crate) fn new(first: Pending) -> Drain {
+        Drain {
+            bytes: approx_size(&first.cmd),
+            batch: vec![first],
         }
     }
-    batch
+
+    /// No more proposals fit.
+    pub(crate) fn full(&self) -> bool {
+        self.batch.len() >= MAX_BATCH_COMMANDS || self.bytes >= MAX_BATCH_BYTES
+    }
+
+    pub(crate) fn push(&mut self, p: Pending) {
+        self.bytes += approx_size(&p.cmd);
+        self.batch.push(p);
+    }
+
+    pub(crate) fn into_inner(self) -> Vec<Pending> {
+        self.batch
+    }
 }
 
 fn answer_all(

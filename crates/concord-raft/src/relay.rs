@@ -6,7 +6,8 @@
 //! itself, and a single relay task packs every proposal waiting at that moment
 //! into one postcard message to the leader's `/raft/propose`. The leader queues
 //! the commands on its own proposer in order (so they share its group commit)
-//! and answers one outcome per command.
+//! and answers one outcome per command. Like the proposer's, the relay's next
+//! batch waits briefly for the writers just answered (`regroup.rs`).
 //!
 //! Outcomes: a command the leader refused as "not leader" was not applied and
 //! says so; a message that never connected was not applied either; once a
@@ -20,12 +21,13 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use concord_state::{Command, Outcome};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::codec;
 use crate::error::ProposeError;
 use crate::network::dial_addr;
 use crate::proposer::{self, Pending};
+use crate::regroup::{self, Intake, Round};
 use crate::type_config::Raft;
 
 /// Peer route the leader takes relayed proposals on.
@@ -47,7 +49,7 @@ pub(crate) type LeaderLookup = Arc<dyn Fn() -> Option<(u64, String)> + Send + Sy
 /// The follower's side: the relay task's queue.
 #[derive(Clone)]
 pub(crate) struct Relay {
-    queue: mpsc::Sender<Pending>,
+    queue: Intake,
 }
 
 impl Relay {
@@ -58,20 +60,20 @@ impl Relay {
         http: reqwest::Client,
         routes: Arc<HashMap<u64, String>>,
         leader: LeaderLookup,
-        local: mpsc::Sender<Pending>,
+        local: Intake,
     ) -> (Relay, tokio::task::JoinHandle<()>) {
-        let (queue, mut rx) = mpsc::channel::<Pending>(proposer::QUEUE_DEPTH);
+        let (queue, mut batches) = regroup::channel(proposer::QUEUE_DEPTH);
         let task = tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-            while let Some(first) = rx.recv().await {
+            while let Some(first) = batches.first().await {
                 let Ok(slot) = slots.clone().acquire_owned().await else {
                     return;
                 };
-                let batch = proposer::drain(first, &mut rx);
+                let batch = batches.fill(first).await;
                 match leader() {
                     Some((id, _)) if id == node_id => {
                         for p in batch {
-                            if let Err(mpsc::error::SendError(p)) = local.send(p).await {
+                            if let Err(p) = local.send(p).await {
                                 let _ = p.reply.send(Err(shutting_down()));
                             }
                         }
@@ -82,9 +84,10 @@ impl Relay {
                             dial_addr(&routes, id, &peer_addr)
                         );
                         let http = http.clone();
+                        let round = batches.round();
                         tokio::spawn(async move {
                             let _slot = slot;
-                            send(&http, &url, id, batch).await;
+                            send(&http, &url, id, batch, round).await;
                         });
                     }
                     None => {
@@ -117,7 +120,7 @@ fn shutting_down() -> ProposeError {
 }
 
 /// Sends one batch and hands each proposal its answer.
-async fn send(http: &reqwest::Client, url: &str, leader: u64, batch: Vec<Pending>) {
+async fn send(http: &reqwest::Client, url: &str, leader: u64, batch: Vec<Pending>, round: Round) {
     let (cmds, replies): (Vec<Command>, Vec<_>) =
         batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
     let answers = match exchange(http, url, leader, &cmds).await {
@@ -133,6 +136,7 @@ async fn send(http: &reqwest::Client, url: &str, leader: u64, batch: Vec<Pending
         }
         Err(e) => vec![Err(e); replies.len()],
     };
+    round.answered();
     for (reply, answer) in replies.into_iter().zip(answers) {
         let _ = reply.send(answer);
     }
@@ -184,7 +188,7 @@ async fn exchange(
 #[derive(Clone)]
 pub(crate) struct Serve {
     pub(crate) raft: Raft,
-    pub(crate) local: mpsc::Sender<Pending>,
+    pub(crate) local: Intake,
 }
 
 /// The leader's side: queue every command on the local proposer in order, then
@@ -210,7 +214,7 @@ pub(crate) async fn serve(State(st): State<Serve>, body: Bytes) -> Response {
         let mut waiting = Vec::with_capacity(cmds.len());
         for cmd in cmds {
             let (reply, answer) = oneshot::channel();
-            if st.local.send(Pending { cmd, reply }).await.is_err() {
+            if st.local.send_relayed(Pending { cmd, reply }).await.is_err() {
                 break;
             }
             waiting.push(answer);
