@@ -20,6 +20,7 @@ use crate::network::{self, Network};
 use crate::peer_server::{self, LeaderContact};
 use crate::promoter;
 use crate::proposer::{self, Pending, ProposerStats};
+use crate::regroup::HoldCounters;
 use crate::relay::Relay;
 use crate::snapshot_files::{SnapshotFiles, StoredSnapshot};
 use crate::state_machine::{ApplyObserver, StateMachineStore};
@@ -143,6 +144,11 @@ pub struct WriteStats {
     pub log_entries_appended: u64,
     /// Durable commits of any kind: appends, votes, truncations, purges.
     pub log_syncs: u64,
+    /// Batches (the proposer's or the relay's) held for the writers just answered.
+    pub batch_holds: u64,
+    /// Holds that ran out of time first; many mean the writers do not come back
+    /// quickly (or at all), and the holds cost latency.
+    pub batch_hold_timeouts: u64,
 }
 
 /// A running Raft node. Cheap to clone; call [`RaftNode::shutdown`] to stop it
@@ -164,6 +170,8 @@ struct Inner {
     /// Carries proposals made while a follower to the leader.
     relay: Relay,
     proposer_stats: Arc<ProposerStats>,
+    /// How often the proposer and the relay held a batch for returning writers.
+    holds: Arc<HoldCounters>,
     contact: Arc<LeaderContact>,
     addrs: Arc<ClientAddrs>,
     /// Which members answer pings.
@@ -213,7 +221,8 @@ impl RaftNode {
             .map_err(|e| RaftError::Raft(e.to_string()))?;
 
         let contact = Arc::new(LeaderContact::default());
-        let (proposals, queue) = crate::regroup::channel(proposer::QUEUE_DEPTH);
+        let holds = Arc::new(HoldCounters::default());
+        let (proposals, queue) = crate::regroup::channel(proposer::QUEUE_DEPTH, holds.clone());
         let app = peer_server::router(
             raft.clone(),
             opts.node_id,
@@ -249,7 +258,14 @@ impl RaftNode {
         ));
         let lookup_raft = raft.clone();
         let leader: crate::relay::LeaderLookup = Arc::new(move || leader_peer(&lookup_raft));
-        let (relay, relay_task) = Relay::start(node_id, http, routes, leader, proposals.clone());
+        let (relay, relay_task) = Relay::start(
+            node_id,
+            http,
+            routes,
+            leader,
+            proposals.clone(),
+            holds.clone(),
+        );
 
         let liveness = Arc::new(crate::liveness::Liveness::default());
         let liveness_task = tokio::spawn(crate::liveness::run(
@@ -273,6 +289,7 @@ impl RaftNode {
                 proposals,
                 relay,
                 proposer_stats,
+                holds,
                 contact,
                 addrs,
                 read_index,
@@ -533,6 +550,8 @@ impl RaftNode {
             log_appends: log.appends,
             log_entries_appended: log.entries,
             log_syncs: log.syncs,
+            batch_holds: self.inner.holds.holds.load(Ordering::Relaxed),
+            batch_hold_timeouts: self.inner.holds.timeouts.load(Ordering::Relaxed),
         }
     }
 

@@ -36,6 +36,15 @@ use crate::proposer::{self, Pending};
 /// milliseconds, so a hold that runs out lasts up to one tick more.
 pub(crate) const MAX_HOLD: Duration = Duration::from_millis(1);
 
+/// How often batches were held, shared by every queue of a node.
+#[derive(Debug, Default)]
+pub(crate) struct HoldCounters {
+    /// Batches held for returning writers.
+    pub(crate) holds: AtomicU64,
+    /// Holds that ran out of time before every writer was back.
+    pub(crate) timeouts: AtomicU64,
+}
+
 /// What the answering side tells the batching side (one batch in flight at a time).
 #[derive(Debug, Default)]
 struct Shared {
@@ -78,6 +87,7 @@ impl Intake {
 pub(crate) struct Batches {
     rx: mpsc::Receiver<Queued>,
     shared: Arc<Shared>,
+    counters: Arc<HoldCounters>,
     /// The previous hold ran out of time: do not hold the next batch.
     skip_next: bool,
     /// Own writers in the batch `fill` returned last.
@@ -106,7 +116,7 @@ impl Round {
 }
 
 /// A batching queue holding up to `depth` proposals.
-pub(crate) fn channel(depth: usize) -> (Intake, Batches) {
+pub(crate) fn channel(depth: usize, counters: Arc<HoldCounters>) -> (Intake, Batches) {
     let (tx, rx) = mpsc::channel(depth);
     let shared = Arc::new(Shared::default());
     (
@@ -117,6 +127,7 @@ pub(crate) fn channel(depth: usize) -> (Intake, Batches) {
         Batches {
             rx,
             shared,
+            counters,
             skip_next: false,
             own: 0,
         },
@@ -140,9 +151,14 @@ impl Batches {
             let round = Duration::from_micros(self.shared.round_us.load(Ordering::SeqCst));
             let deadline = Instant::now() + round.min(MAX_HOLD);
             let mark = self.shared.mark.load(Ordering::SeqCst);
+            let mut held = false;
             while !batch.full()
                 && self.shared.arrivals.load(Ordering::SeqCst) < mark.saturating_add(returning)
             {
+                if !held {
+                    held = true;
+                    self.counters.holds.fetch_add(1, Ordering::Relaxed);
+                }
                 match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                     Ok(Some((p, own))) => {
                         self.own += u64::from(own);
@@ -150,6 +166,7 @@ impl Batches {
                     }
                     Ok(None) => break,
                     Err(_) => {
+                        self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
                         self.skip_next = true;
                         break;
                     }

@@ -27,7 +27,7 @@ use crate::codec;
 use crate::error::ProposeError;
 use crate::network::dial_addr;
 use crate::proposer::{self, Pending};
-use crate::regroup::{self, Intake, Round};
+use crate::regroup::{self, HoldCounters, Intake, Round};
 use crate::type_config::Raft;
 
 /// Peer route the leader takes relayed proposals on.
@@ -61,8 +61,9 @@ impl Relay {
         routes: Arc<HashMap<u64, String>>,
         leader: LeaderLookup,
         local: Intake,
+        holds: Arc<HoldCounters>,
     ) -> (Relay, tokio::task::JoinHandle<()>) {
-        let (queue, mut batches) = regroup::channel(proposer::QUEUE_DEPTH);
+        let (queue, mut batches) = regroup::channel(proposer::QUEUE_DEPTH, holds);
         let task = tokio::spawn(async move {
             let slots = Arc::new(Semaphore::new(IN_FLIGHT));
             while let Some(first) = batches.first().await {

@@ -12,6 +12,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod write_path;
+
+pub use write_path::WritePathMetrics;
+
 /// Labels of an HTTP request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -77,6 +81,8 @@ pub struct Metrics {
     pub dns: std::sync::Arc<crate::dns::DnsMetrics>,
     /// Transactions and participant calls.
     pub txn: crate::transactions::metrics::TxnMetrics,
+    /// Group commit and log syncs (set at scrape time).
+    pub write_path: WritePathMetrics,
 }
 
 impl Metrics {
@@ -137,6 +143,7 @@ impl Metrics {
             config_push: latency_histogram(),
             dns: std::sync::Arc::new(crate::dns::DnsMetrics::new(&mut registry)),
             txn: crate::transactions::metrics::TxnMetrics::new(&mut registry),
+            write_path: WritePathMetrics::new(&mut registry),
             registry,
         };
         let mut m = m;

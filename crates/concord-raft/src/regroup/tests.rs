@@ -45,7 +45,7 @@ async fn answer_after(batches: &Batches, batch: &[Pending], took: Duration) {
 
 #[tokio::test(start_paused = true)]
 async fn nothing_answered_means_no_hold() {
-    let (intake, mut batches) = channel(64);
+    let (intake, mut batches) = channel(64, Arc::default());
     queue(&intake, 0, 3).await;
     let first = batches.first().await.unwrap();
     let start = Instant::now();
@@ -56,7 +56,7 @@ async fn nothing_answered_means_no_hold() {
 
 #[tokio::test(start_paused = true)]
 async fn the_next_batch_waits_for_the_writers_just_answered() {
-    let (intake, mut batches) = channel(64);
+    let (intake, mut batches) = channel(64, Arc::default());
     // Group A (two writers) is in flight; group B (one writer) queues meanwhile.
     queue(&intake, 0, 2).await;
     let first = batches.first().await.unwrap();
@@ -78,11 +78,13 @@ async fn the_next_batch_waits_for_the_writers_just_answered() {
     let b = batches.fill(first).await;
     assert_eq!(keys(&b), ["k2", "k3", "k4"], "both groups share one batch");
     assert!(start.elapsed() < MAX_HOLD, "held to the deadline");
+    assert_eq!(batches.counters.holds.load(Ordering::Relaxed), 1);
+    assert_eq!(batches.counters.timeouts.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hold_that_runs_out_skips_the_next_one() {
-    let (intake, mut batches) = channel(64);
+    let (intake, mut batches) = channel(64, Arc::default());
     queue(&intake, 0, 2).await;
     let first = batches.first().await.unwrap();
     let a = batches.fill(first).await;
@@ -116,11 +118,13 @@ async fn a_hold_that_runs_out_skips_the_next_one() {
     let start = Instant::now();
     batches.fill(first).await;
     assert!(start.elapsed() >= MAX_HOLD);
+    assert_eq!(batches.counters.holds.load(Ordering::Relaxed), 2);
+    assert_eq!(batches.counters.timeouts.load(Ordering::Relaxed), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_short_round_bounds_the_hold() {
-    let (intake, mut batches) = channel(64);
+    let (intake, mut batches) = channel(64, Arc::default());
     queue(&intake, 0, 1).await;
     let first = batches.first().await.unwrap();
     let a = batches.fill(first).await;
@@ -146,7 +150,7 @@ async fn a_short_round_bounds_the_hold() {
 
 #[tokio::test(start_paused = true)]
 async fn a_lone_writer_never_waits() {
-    let (intake, mut batches) = channel(64);
+    let (intake, mut batches) = channel(64, Arc::default());
     for i in 0..5 {
         queue(&intake, i, 1).await;
         let first = batches.first().await.unwrap();
@@ -160,7 +164,7 @@ async fn a_lone_writer_never_waits() {
 
 #[tokio::test(start_paused = true)]
 async fn a_full_batch_stops_the_hold() {
-    let (intake, mut batches) = channel(4096);
+    let (intake, mut batches) = channel(4096, Arc::default());
     queue(&intake, 0, 1).await;
     let first = batches.first().await.unwrap();
     let a = batches.fill(first).await;
@@ -181,7 +185,7 @@ async fn a_full_batch_stops_the_hold() {
 
 #[tokio::test(start_paused = true)]
 async fn relayed_proposals_are_not_waited_for() {
-    let (intake, mut batches) = channel(64);
+    let (intake, mut batches) = channel(64, Arc::default());
     // A relay's message of three is in flight; one of this node's own writers queues.
     for i in 0..3 {
         assert!(intake.send_relayed(put(i)).await.is_ok());
@@ -202,7 +206,7 @@ async fn relayed_proposals_are_not_waited_for() {
 
 #[tokio::test(start_paused = true)]
 async fn relayed_arrivals_do_not_end_a_hold() {
-    let (intake, mut batches) = channel(64);
+    let (intake, mut batches) = channel(64, Arc::default());
     queue(&intake, 0, 2).await;
     let first = batches.first().await.unwrap();
     let a = batches.fill(first).await;

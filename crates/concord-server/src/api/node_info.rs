@@ -74,6 +74,7 @@ fn refresh_gauges(node: &SharedNode) {
     m.raft_leader.set(st.leader_id.unwrap_or(0) as i64);
     m.raft_commit_index.set(st.commit_index as i64);
     m.raft_applied_index.set(st.applied_index as i64);
+    m.write_path.refresh(node.raft.write_stats());
     let state = node.state();
     m.revision.set(state.revision() as i64);
     m.kv_keys.set(state.kv_len() as i64);

@@ -42,9 +42,19 @@ async fn status_health_ready_metrics() {
         "concord_instances",
         "concord_leases",
         "concord_watchers",
+        "concord_raft_batch_holds_total",
+        "concord_raft_batch_hold_timeouts_total",
+        "concord_raft_log_syncs_total",
     ] {
         assert!(text.contains(m), "metrics lack {m}");
     }
+    // The write above went through this node's proposer.
+    let proposals = text
+        .lines()
+        .find_map(|l| l.strip_prefix("concord_raft_proposals_total "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("concord_raft_proposals_total");
+    assert!(proposals >= 1, "{proposals} proposals counted");
     assert!(
         text.contains("route=\"/v1/kv/{*key}\""),
         "requests labelled by route"
