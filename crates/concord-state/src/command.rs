@@ -63,6 +63,7 @@ pub enum Command {
         /// The key.
         key: String,
         /// The new value.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// Lease to bind the key to (it must exist); `None` unbinds it.
         lease: Option<u64>,
@@ -177,6 +178,7 @@ pub enum Command {
     /// every member, and every member added later, gets it.
     Restore {
         /// The snapshot bytes.
+        #[serde(with = "serde_bytes")]
         snapshot: Vec<u8>,
     },
     /// Create a distributed transaction (idempotent for a client id with the same body).
@@ -245,7 +247,7 @@ pub struct Compare {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompareValue {
     /// For the `value` target; compared lexicographically.
-    Bytes(Vec<u8>),
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// For `version`, `create_revision` and `mod_revision`.
     Number(u64),
 }
@@ -258,6 +260,7 @@ pub enum TxnOp {
         /// The key.
         key: String,
         /// The new value.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         /// Lease to bind to; checked before the branch changes anything.
         lease: Option<u64>,

@@ -49,6 +49,7 @@ pub enum EventKind {
         /// The key.
         key: String,
         /// The new value for puts; empty for deletes.
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
     },
     /// An instance was registered, updated or removed.

@@ -61,3 +61,70 @@ fn types_holding_instances_round_trip_through_postcard() {
         round_trip(sm.instance("default", "web", "1").expect("registered"));
     }
 }
+
+/// Values are encoded as byte strings (`serde_bytes`), which postcard writes exactly
+/// like the element-by-element `Vec<u8>` of earlier versions: logs, snapshots and
+/// relay messages written before still decode, and newer ones decode in older code.
+#[test]
+fn byte_values_keep_the_sequence_encoding() {
+    #[derive(Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct Plain {
+        value: Vec<u8>,
+        create_revision: u64,
+        mod_revision: u64,
+        version: u64,
+        lease: Option<u64>,
+    }
+    let value: Vec<u8> = (0..=255u8).chain(0..44).collect();
+    let entry = crate::KvEntry {
+        value: value.clone(),
+        create_revision: 3,
+        mod_revision: 9,
+        version: 4,
+        lease: Some(2),
+    };
+    let plain = Plain {
+        value,
+        create_revision: 3,
+        mod_revision: 9,
+        version: 4,
+        lease: Some(2),
+    };
+    let bytes = postcard::to_stdvec(&entry).expect("encode");
+    assert_eq!(bytes, postcard::to_stdvec(&plain).expect("encode"));
+    let back: crate::KvEntry = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(back, entry);
+    let old: Plain = postcard::from_bytes(&bytes).expect("decode");
+    assert_eq!(old, plain);
+
+    let put = Command::Put {
+        key: "k".to_owned(),
+        value: b"v1".to_vec(),
+        lease: None,
+        cas: Some(0),
+    };
+    round_trip(&put);
+    round_trip(&Event {
+        revision: 5,
+        kind: EventKind::Kv {
+            kind: concord_api::watch::KvEventKind::Put,
+            key: "k".to_owned(),
+            value: vec![0, 1, 255],
+        },
+    });
+}
+
+/// JSON (used by tests and tools) keeps writing values as arrays of numbers.
+#[test]
+fn byte_values_stay_arrays_in_json() {
+    let put = Command::Put {
+        key: "k".to_owned(),
+        value: vec![1, 2],
+        lease: None,
+        cas: None,
+    };
+    let json = serde_json::to_value(&put).expect("encode");
+    assert_eq!(json["Put"]["value"], serde_json::json!([1, 2]));
+    let back: Command = serde_json::from_value(json).expect("decode");
+    assert_eq!(back, put);
+}
