@@ -9,7 +9,7 @@
 //! membership entries answer an empty list.
 
 use std::io::{self, Cursor};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use concord_state::{HistoryLimits, Outcome, StateMachine};
@@ -39,6 +39,8 @@ struct Shared {
     limits: HistoryLimits,
     /// Makes snapshot ids unique within this process.
     snapshot_seq: AtomicU64,
+    /// Size of the last snapshot built, to size the next one's buffer.
+    last_snapshot_len: AtomicUsize,
     on_apply: Option<ApplyObserver>,
 }
 
@@ -86,6 +88,7 @@ impl StateMachineStore {
                 files,
                 limits,
                 snapshot_seq: AtomicU64::new(0),
+                last_snapshot_len: AtomicUsize::new(0),
                 on_apply,
             }),
         };
@@ -105,11 +108,16 @@ impl Shared {
     /// Serializes the state and writes the snapshot file. Blocking.
     fn build(&self) -> io::Result<Snapshot> {
         let poisoned = || io::Error::other("state machine lock poisoned by a panic");
+        // Allocate (and fault in) the buffer before taking the state: writes wait
+        // while a snapshot holds it. Serializing into a growing Vec under the lock
+        // took 25-75 ms for 2.7 MB under load (bench/kv), against 1.3-5 ms now.
+        let buf = touched_buffer(self.last_snapshot_len.load(Ordering::Relaxed));
         let (data, applied) = {
             let sm = self.sm.read().map_err(|_| poisoned())?;
             let applied = self.applied.lock().map_err(|_| poisoned())?.clone();
-            (sm.snapshot(), applied)
+            (sm.snapshot_into(buf), applied)
         };
+        self.last_snapshot_len.store(data.len(), Ordering::Relaxed);
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match &applied.last_log_id {
             Some(id) => format!(
@@ -133,6 +141,17 @@ impl Shared {
             snapshot: Box::new(Cursor::new(data)),
         })
     }
+}
+
+/// A buffer with room for a snapshot of about `last` bytes plus a quarter, every
+/// page of it already written once.
+fn touched_buffer(last: usize) -> Vec<u8> {
+    let room = last + last / 4 + 64 * 1024;
+    // `vec![0; n]` may map untouched zero pages; writing them faults them in now.
+    let mut buf = Vec::with_capacity(room);
+    buf.resize(room, 1);
+    buf.clear();
+    buf
 }
 
 fn poisoned() -> StorageError {
@@ -247,5 +266,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: s.meta,
             snapshot: Box::new(Cursor::new(s.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn touched_buffer_is_empty_with_room_beyond_the_last_size() {
+        let buf = super::touched_buffer(1 << 20);
+        assert!(buf.is_empty());
+        assert!(buf.capacity() >= (1 << 20) + (1 << 18));
+        assert!(super::touched_buffer(0).capacity() >= 64 * 1024);
     }
 }

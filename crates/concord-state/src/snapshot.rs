@@ -92,6 +92,13 @@ impl StateMachine {
     /// Serializes the replicated state (not the local event history): a format
     /// version byte, then the postcard encoding.
     pub fn snapshot(&self) -> Vec<u8> {
+        self.snapshot_into(Vec::new())
+    }
+
+    /// [`StateMachine::snapshot`] into `buf` (cleared first). A buffer allocated
+    /// and touched beforehand keeps allocation and page faults out of the time the
+    /// caller holds the state, which writes wait for.
+    pub fn snapshot_into(&self, mut buf: Vec<u8>) -> Vec<u8> {
         let body = SnapshotBody {
             revision: self.revision,
             kv: Cow::Borrowed(&self.kv),
@@ -102,9 +109,11 @@ impl StateMachine {
             next_lease_id: self.next_lease_id,
             txns: Cow::Borrowed(&self.txns),
         };
+        buf.clear();
+        buf.push(FORMAT_VERSION);
         // Postcard into a Vec fails only for sequences of unknown length or a full
         // fixed buffer; maps, sets and strings always know their length.
-        postcard::to_extend(&body, vec![FORMAT_VERSION])
+        postcard::to_extend(&body, buf)
             .expect("postcard cannot fail encoding in-memory maps into a Vec")
     }
 

@@ -128,3 +128,13 @@ fn restored_lease_counter_does_not_reuse_ids() {
     };
     assert_eq!(id, 4);
 }
+
+#[test]
+fn snapshot_into_a_used_buffer_writes_the_same_bytes() {
+    let sm = populated();
+    let used = vec![7u8; 4096];
+    let bytes = sm.snapshot_into(used);
+    assert_eq!(bytes, sm.snapshot());
+    // Too small a buffer grows.
+    assert_eq!(sm.snapshot_into(Vec::with_capacity(1)), sm.snapshot());
+}
