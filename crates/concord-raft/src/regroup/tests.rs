@@ -43,6 +43,16 @@ async fn answer_after(batches: &Batches, batch: &[Pending], took: Duration) {
     round.answered();
 }
 
+/// Group A (writers k0, k1) was in flight while group B (k2) queued; A was just
+/// answered after a 5 ms round.
+async fn two_groups_answered(intake: &Intake, batches: &mut Batches) {
+    queue(intake, 0, 2).await;
+    let first = batches.first().await.unwrap();
+    let a = batches.fill(first).await;
+    queue(intake, 2, 1).await;
+    answer_after(batches, &a, Duration::from_millis(5)).await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn nothing_answered_means_no_hold() {
     let (intake, mut batches) = channel(64, Arc::default());
@@ -57,12 +67,7 @@ async fn nothing_answered_means_no_hold() {
 #[tokio::test(start_paused = true)]
 async fn the_next_batch_waits_for_the_writers_just_answered() {
     let (intake, mut batches) = channel(64, Arc::default());
-    // Group A (two writers) is in flight; group B (one writer) queues meanwhile.
-    queue(&intake, 0, 2).await;
-    let first = batches.first().await.unwrap();
-    let a = batches.fill(first).await;
-    queue(&intake, 2, 1).await;
-    answer_after(&batches, &a, Duration::from_millis(5)).await;
+    two_groups_answered(&intake, &mut batches).await;
 
     // A's writers come back only once the batching side waits for them (the
     // paused clock would round any sleep up to the hold's own millisecond tick).
@@ -85,11 +90,7 @@ async fn the_next_batch_waits_for_the_writers_just_answered() {
 #[tokio::test(start_paused = true)]
 async fn a_hold_that_runs_out_skips_the_next_one() {
     let (intake, mut batches) = channel(64, Arc::default());
-    queue(&intake, 0, 2).await;
-    let first = batches.first().await.unwrap();
-    let a = batches.fill(first).await;
-    queue(&intake, 2, 1).await;
-    answer_after(&batches, &a, Duration::from_millis(5)).await;
+    two_groups_answered(&intake, &mut batches).await;
 
     // Nobody comes back: the hold ends at its bound, within one timer tick.
     let first = batches.first().await.unwrap();
@@ -207,11 +208,7 @@ async fn relayed_proposals_are_not_waited_for() {
 #[tokio::test(start_paused = true)]
 async fn relayed_arrivals_do_not_end_a_hold() {
     let (intake, mut batches) = channel(64, Arc::default());
-    queue(&intake, 0, 2).await;
-    let first = batches.first().await.unwrap();
-    let a = batches.fill(first).await;
-    queue(&intake, 2, 1).await;
-    answer_after(&batches, &a, Duration::from_millis(5)).await;
+    two_groups_answered(&intake, &mut batches).await;
 
     // Two relayed proposals arrive, then the two own writers come back.
     let back = intake.clone();
