@@ -19,9 +19,9 @@
 //! waiting for it on the leader too cost 2-4k of 20k writes/s at 128 connections).
 //! PostgreSQL's `commit_delay` / `commit_siblings` make the same trade.
 //!
-//! Measured with `bench/kv/run.sh --cluster 3` (load on a follower, 8 s runs, two
-//! rounds each): 9.0k writes/s at 32 connections without the hold on the relay,
-//! 12.7k-13.8k with it.
+//! Measured with `bench/kv/run.sh --cluster 3`, concord alone (load on a follower,
+//! 8 s runs, two rounds, A/B in the same run): 7.5k-8.5k writes/s at 32 connections
+//! without the hold, 11.3k-13.1k with it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -48,7 +48,7 @@ pub(crate) struct HoldCounters {
 /// What the answering side tells the batching side (one batch in flight at a time).
 #[derive(Debug, Default)]
 struct Shared {
-    /// Proposals ever queued.
+    /// Proposals from this node's own writers ever queued.
     arrivals: AtomicU64,
     /// `arrivals` when the last batch was answered.
     mark: AtomicU64,
