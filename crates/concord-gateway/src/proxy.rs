@@ -83,7 +83,8 @@ impl Proxy {
 
     /// Answers one request from `client`.
     pub async fn handle(&self, req: Request<Incoming>, client: &Peer) -> Response<Body> {
-        let started = Instant::now();
+        // Only the access log needs the request's own start time.
+        let started = self.access_log.then(Instant::now);
         let method = req.method().clone();
         let path = self.access_log.then(|| req.uri().path().to_owned());
         let request_id = headers::request_id(req.headers());
@@ -123,7 +124,7 @@ impl Proxy {
                 ("", "")
             }
         };
-        if let Some(path) = path {
+        if let (Some(path), Some(started)) = (path, started) {
             tracing::info!(
                 target: "concord_gateway::access",
                 client = %client.ip(),
@@ -172,7 +173,11 @@ impl Proxy {
             .as_ref()
             .and_then(|s| cookie(req.headers(), &s.cookie))
             .map(str::to_owned);
-        let steer = Steer { hash, sticky };
+        let steer = Steer {
+            hash,
+            sticky,
+            arrived: now,
+        };
         self.forward(route, req, client, request_id, steer, trace)
             .await
     }
@@ -192,8 +197,12 @@ impl Proxy {
         steer: Steer,
         trace: &mut Trace<'r>,
     ) -> Response<Body> {
-        let deadline = tokio::time::Instant::now() + route.timeouts.total;
-        let Steer { hash, sticky } = steer;
+        let Steer {
+            hash,
+            sticky,
+            arrived,
+        } = steer;
+        let deadline = tokio::time::Instant::from_std(arrived) + route.timeouts.total;
         let prepared = Outbound::prepare(route, req, client, request_id, deadline).await;
         let mut out = match prepared {
             Ok(out) => out,
@@ -229,8 +238,12 @@ impl Proxy {
                 .sticky
                 .as_ref()
                 .map(|_| sticky::token(&pick.endpoint().id));
-            let attempt = self.attempt(route, target, pick, permit, http2.as_ref(), &mut out);
-            let failed = match attempt.await {
+            // Awaited where it is made: a future held in a local first gets
+            // a second slot in this one (rustc does not overlap them).
+            let failed = match self
+                .attempt(route, target, pick, permit, http2.as_ref(), &mut out)
+                .await
+            {
                 Ok(response) => return set_sticky(route, response, sticky, token),
                 Err(failed) => failed,
             };
@@ -300,6 +313,38 @@ impl Proxy {
         }
     }
 
+    /// Sends one request upstream: over h2c through `http2` when given,
+    /// else through the HTTP/1.1 pool.
+    async fn send(
+        &self,
+        route: &Route,
+        addr: &str,
+        request: Request<Body>,
+        http2: Option<&HttpClient>,
+    ) -> Result<Response<Body>, (Failure, String)> {
+        match http2 {
+            Some(client) => match client.request(request).await {
+                Ok(response) => Ok(response.map(boxed)),
+                Err(e) if e.is_connect() => Err((
+                    Failure::ConnectFailure,
+                    format!("cannot connect: {}", error_chain(&e)),
+                )),
+                Err(e) => Err((
+                    Failure::Reset,
+                    format!("connection lost: {}", error_chain(&e)),
+                )),
+            },
+            None => self
+                .pool
+                .send(addr, request, route.timeouts.connect)
+                .await
+                .map_err(|e| match e {
+                    SendError::Connect(_) => (Failure::ConnectFailure, error_chain(&e)),
+                    SendError::Lost(_) => (Failure::Reset, error_chain(&e)),
+                }),
+        }
+    }
+
     /// One try against the picked endpoint, within the per-try timeout.
     async fn attempt(
         &self,
@@ -333,33 +378,16 @@ impl Proxy {
             return Err(failed(Failure::ConnectFailure, response));
         };
         let started = Instant::now();
-        let sent = async {
-            match http2 {
-                Some(client) => match client.request(request).await {
-                    Ok(response) => Ok(response.map(boxed)),
-                    Err(e) if e.is_connect() => Err((
-                        Failure::ConnectFailure,
-                        format!("cannot connect: {}", error_chain(&e)),
-                    )),
-                    Err(e) => Err((
-                        Failure::Reset,
-                        format!("connection lost: {}", error_chain(&e)),
-                    )),
-                },
-                None => self
-                    .pool
-                    .send(&endpoint.addr, request, route.timeouts.connect)
-                    .await
-                    .map_err(|e| match e {
-                        SendError::Connect(_) => (Failure::ConnectFailure, error_chain(&e)),
-                        SendError::Lost(_) => (Failure::Reset, error_chain(&e)),
-                    }),
-            }
-        };
         let try_deadline = out
             .deadline
             .min(tokio::time::Instant::from_std(started) + route.timeouts.per_try);
-        let result = tokio::time::timeout_at(try_deadline, sent).await;
+        // The send is made inside the call, not held in a local first, so
+        // it takes one slot in this future instead of two.
+        let result = tokio::time::timeout_at(
+            try_deadline,
+            self.send(route, &endpoint.addr, request, http2),
+        )
+        .await;
         let latency = started.elapsed();
         self.metrics
             .target_upstream(&target.metrics, &route.name, &target.key.service, latency);
@@ -417,6 +445,9 @@ struct Steer {
     hash: Option<u64>,
     /// The sticky cookie's token, as the client sent it.
     sticky: Option<String>,
+    /// When the request arrived: the total deadline counts from it (one
+    /// clock read serves the rate limit, the budget and the deadline).
+    arrived: Instant,
 }
 
 /// A failed attempt: why, what to answer if it is the last, and on which endpoint.

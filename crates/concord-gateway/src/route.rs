@@ -414,12 +414,19 @@ impl Route {
     /// that just failed: a retry tries a few picks to land elsewhere. Picks
     /// skip endpoints the target's outlier detector has ejected the same way.
     pub fn pick(&self, key: Option<u64>, avoid: Option<&str>) -> Option<(&RouteTarget, Pick)> {
-        let first = self.weighted_index(rand::rng().random_range(0..self.total_weight.max(1)));
+        // Most routes have one target: no draw for them.
+        let first = match self.targets.len() {
+            0 | 1 => 0,
+            _ => self.weighted_index(rand::rng().random_range(0..self.total_weight.max(1))),
+        };
         let order = (0..self.targets.len()).map(|i| (first + i) % self.targets.len());
-        let now = Instant::now();
+        // The clock is read only when some target ejects outliers.
+        let now = std::cell::OnceCell::new();
         for i in order {
             let target = &self.targets[i];
-            let ejected = |id: &str| target.is_ejected(id, now);
+            let ejected = |id: &str| {
+                target.outlier.is_some() && target.is_ejected(id, *now.get_or_init(Instant::now))
+            };
             if let Some(pick) = pick_avoiding(&target.balancer, key, avoid, &ejected) {
                 return Some((target, pick));
             }
