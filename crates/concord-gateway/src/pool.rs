@@ -5,8 +5,9 @@
 //! builds a pool key from the URI, checks a connection out through a
 //! waiter queue, and spawns a task that waits for the connection to go idle
 //! before putting it back. This pool is a map from address to a stack of
-//! idle senders behind one mutex, and a connection goes back when its
-//! response body ends, on the task that read it, with no extra task.
+//! idle senders (one lookup per request; the stack's handle travels with
+//! the response), and a connection goes back when its response body ends,
+//! on the task that read it, with no extra task.
 //!
 //! Rules it keeps, which the proxy relies on:
 //! - A connection idle longer than the idle timeout is never reused, and a
@@ -20,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -59,8 +60,22 @@ pub struct Http1Pool {
 #[derive(Debug)]
 struct Inner {
     idle_timeout: Duration,
-    idle: Mutex<HashMap<Box<str>, Vec<Idle>>>,
+    /// One stack per address; an address's stack stays while anyone holds
+    /// it (see [`Inner::sweep`]).
+    addrs: RwLock<HashMap<Box<str>, Arc<Stack>>>,
     sweeper: Mutex<bool>,
+}
+
+/// The idle connections to one address, freshest last.
+#[derive(Debug, Default)]
+struct Stack {
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl Stack {
+    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[derive(Debug)]
@@ -75,7 +90,7 @@ impl Http1Pool {
         Http1Pool {
             inner: Arc::new(Inner {
                 idle_timeout,
-                idle: Mutex::new(HashMap::new()),
+                addrs: RwLock::new(HashMap::new()),
                 sweeper: Mutex::new(false),
             }),
         }
@@ -95,12 +110,13 @@ impl Http1Pool {
         {
             req.headers_mut().insert(header::HOST, host);
         }
-        while let Some(mut sender) = self.checkout(addr) {
+        let stack = self.inner.stack(addr);
+        while let Some(mut sender) = self.checkout(&stack) {
             if sender.ready().await.is_err() {
                 continue;
             }
             match sender.try_send_request(req).await {
-                Ok(response) => return Ok(self.track(addr, sender, response)),
+                Ok(response) => return Ok(track(stack, sender, response)),
                 Err(mut failed) => match failed.take_message() {
                     // Not a byte was written: the connection had closed
                     // under us. Any request may go again.
@@ -109,22 +125,27 @@ impl Http1Pool {
                 },
             }
         }
-        let mut sender = self.connect(addr, connect_timeout).await?;
+        // Boxed: connecting is rare and its future is large; inline, it
+        // would make every request's future (moved on each call) that much
+        // bigger.
+        let mut sender = Box::pin(self.connect(addr, connect_timeout)).await?;
         let response = sender.send_request(req).await.map_err(SendError::Lost)?;
-        Ok(self.track(addr, sender, response))
+        Ok(track(stack, sender, response))
     }
 
     /// Idle connections to `addr` (tests watch the pool through it).
     pub fn idle_count(&self, addr: &str) -> usize {
-        self.inner.lock().get(addr).map_or(0, Vec::len)
+        self.inner
+            .read()
+            .get(addr)
+            .map_or(0, |stack| stack.lock().len())
     }
 
-    /// The freshest idle, open, unexpired connection to `addr`.
-    fn checkout(&self, addr: &str) -> Option<SendRequest<Body>> {
+    /// The freshest idle, open, unexpired connection in `stack`.
+    fn checkout(&self, stack: &Stack) -> Option<SendRequest<Body>> {
         let now = Instant::now();
-        let mut idle = self.inner.lock();
-        let stack = idle.get_mut(addr)?;
-        while let Some(entry) = stack.pop() {
+        let mut idle = stack.lock();
+        while let Some(entry) = idle.pop() {
             if !entry.sender.is_closed()
                 && now.duration_since(entry.since) < self.inner.idle_timeout
             {
@@ -163,31 +184,6 @@ impl Http1Pool {
         Ok(sender)
     }
 
-    /// The response, with its connection going back to the pool once the
-    /// body has been read to the end.
-    fn track(
-        &self,
-        addr: &str,
-        sender: SendRequest<Body>,
-        response: Response<Incoming>,
-    ) -> Response<Body> {
-        let reusable =
-            response.status() != StatusCode::SWITCHING_PROTOCOLS && !closes(response.headers());
-        let (parts, body) = response.into_parts();
-        let mut giveback = reusable.then(|| GiveBack {
-            pool: Arc::downgrade(&self.inner),
-            addr: addr.into(),
-            sender,
-        });
-        if body.is_end_stream() {
-            if let Some(g) = giveback.take() {
-                g.give();
-            }
-            return Response::from_parts(parts, boxed(body));
-        }
-        Response::from_parts(parts, boxed(PooledBody { body, giveback }))
-    }
-
     /// Starts the task that closes expired idle connections, once.
     fn start_sweeper(&self) {
         let mut started = self
@@ -214,21 +210,52 @@ impl Http1Pool {
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Idle>>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<str>, Arc<Stack>>> {
+        self.addrs.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `addr`'s stack, made on first use.
+    fn stack(&self, addr: &str) -> Arc<Stack> {
+        if let Some(stack) = self.read().get(addr) {
+            return Arc::clone(stack);
+        }
+        let mut addrs = self.addrs.write().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(addrs.entry(addr.into()).or_default())
     }
 
     /// Drops (and so closes) idle connections past the idle timeout or
-    /// already closed by their endpoint.
+    /// already closed by their endpoint; forgets addresses with none left
+    /// that no request holds (a held stack may still get one back).
     fn sweep(&self, now: Instant) {
-        let mut idle = self.lock();
-        idle.retain(|_, stack| {
-            stack.retain(|e| {
+        let mut addrs = self.addrs.write().unwrap_or_else(PoisonError::into_inner);
+        addrs.retain(|_, stack| {
+            let mut idle = stack.lock();
+            idle.retain(|e| {
                 !e.sender.is_closed() && now.duration_since(e.since) < self.idle_timeout
             });
-            !stack.is_empty()
+            !idle.is_empty() || Arc::strong_count(stack) > 1
         });
     }
+}
+
+/// The response, with its connection going back to `stack` once the body
+/// has been read to the end.
+fn track(
+    stack: Arc<Stack>,
+    sender: SendRequest<Body>,
+    response: Response<Incoming>,
+) -> Response<Body> {
+    let reusable =
+        response.status() != StatusCode::SWITCHING_PROTOCOLS && !closes(response.headers());
+    let (parts, body) = response.into_parts();
+    let mut giveback = reusable.then_some(GiveBack { stack, sender });
+    if body.is_end_stream() {
+        if let Some(g) = giveback.take() {
+            g.give();
+        }
+        return Response::from_parts(parts, boxed(body));
+    }
+    Response::from_parts(parts, boxed(PooledBody { body, giveback }))
 }
 
 /// Whether the endpoint said it will close the connection after this
@@ -242,25 +269,21 @@ fn closes(headers: &http::HeaderMap) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case("close"))
 }
 
-/// A connection on its way back to the pool.
+/// A connection on its way back to the pool. Once the pool is gone, its
+/// stacks are held only by these and go (closing what they hold) with them.
 struct GiveBack {
-    pool: Weak<Inner>,
-    addr: Box<str>,
+    stack: Arc<Stack>,
     sender: SendRequest<Body>,
 }
 
 impl GiveBack {
     fn give(self) {
-        let Some(pool) = self.pool.upgrade() else {
-            return;
-        };
         if self.sender.is_closed() {
             return;
         }
-        let mut idle = pool.lock();
-        let stack = idle.entry(self.addr).or_default();
-        if stack.len() < MAX_IDLE_PER_ADDR {
-            stack.push(Idle {
+        let mut idle = self.stack.lock();
+        if idle.len() < MAX_IDLE_PER_ADDR {
+            idle.push(Idle {
                 sender: self.sender,
                 since: Instant::now(),
             });

@@ -200,6 +200,21 @@ async fn idle_connections_expire_and_are_swept() {
 }
 
 #[tokio::test]
+async fn a_sweep_keeps_the_stack_of_a_response_still_being_read() {
+    let b = backend(Mode::Large).await;
+    let pool = Http1Pool::new(Duration::from_secs(30));
+    let response = pool.send(&b.addr, get(Some("h")), CONNECT).await.unwrap();
+    // The address has no idle connection now, but the response holds its
+    // stack: the sweep must not forget it.
+    pool.inner.sweep(Instant::now());
+    assert_eq!(text(response).await.len(), 1 << 20);
+    assert_eq!(pool.idle_count(&b.addr), 1, "the connection came back");
+    // Expired and no longer held: the address goes.
+    pool.inner.sweep(Instant::now() + Duration::from_secs(31));
+    assert!(!pool.inner.read().contains_key(b.addr.as_str()));
+}
+
+#[tokio::test]
 async fn connection_close_is_not_pooled() {
     let b = backend(Mode::Close).await;
     let pool = Http1Pool::new(Duration::from_secs(30));
