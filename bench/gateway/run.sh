@@ -18,12 +18,17 @@
 #             route ({"match":{"path_prefix":"/"},"service":"origin","lb":"round_robin"})
 #             and one instance of `origin` (the origin's port); it speaks HTTP/1.1 and
 #             h2c on one port. The harness polls it until a request through it is a 200.
+#   floor     `concord-bench hyper-floor` (HTTP/1.1 only, unless FLOOR=0): the least a
+#             proxy built on hyper can do (hyper server, one upstream hyper connection per
+#             client connection, nothing else; same runtime and allocator as the
+#             gateway). A yardstick, not a contender: it is left out of the goal's verdict,
+#             and the report shows what the gateway costs above it.
 # Both nginx servers and the origin side of every proxy keep connections open for up to
 # 1,000,000 requests (`keepalive_requests`), so no proxy pays for nginx's default
 # reconnect every 1,000 requests; access logs are off everywhere.
 #
 # HTTP/1.1: `wrk -t1 -cCONNS -dDURATION --latency` against the origin directly (`direct`),
-# then nginx, haproxy and concord; ROUNDS rounds of that order, each run after its own
+# then nginx, haproxy, the hyper floor and concord; ROUNDS rounds of that order, each run after its own
 # WARMUP-second warm-up. HTTP/2 (unless H2=0): `h2load -t1 -cCONNS -mH2_STREAMS
 # -DDURATION` (h2c prior knowledge) against nginx, haproxy and concord, the same way; a
 # proxy whose h2c port does not answer a probe is left out and named in the report.
@@ -50,12 +55,14 @@
 #   ROUNDS         rounds over the targets, per protocol (default 2)
 #   CONNS          connections of wrk and h2load (default 50)
 #   H2             1 runs the HTTP/2 part (default), 0 skips it
+#   FLOOR          1 runs the hyper floor (default), 0 skips it
 #   H2_STREAMS     h2load's concurrent streams per connection (-m, default 10)
 #   WRK_TIMEOUT    wrk's per-request timeout; a timeout counts as an error (default 5s)
 #   READY_TIMEOUT  seconds to wait for each server, and for the gateway's first 200 (default 30)
 #   SKIP_INSTALL=1 do not apt-get install missing tools (nginx, haproxy, wrk, h2load, curl)
-#   SKIP_BUILD=1   do not run cargo build (use CONCORD_BIN as it is)
+#   SKIP_BUILD=1   do not run cargo build (use CONCORD_BIN and BENCH_BIN as they are)
 #   CONCORD_BIN    concord binary (default <repo>/target/release/concord)
+#   BENCH_BIN      concord-bench binary, for the floor (default <repo>/target/release/concord-bench)
 #   BENCH_TMPDIR   where the temp work dir goes (default $TMPDIR or /tmp); tmpfs is fine
 #                  here (nothing is written to disk during the load)
 #   KEEP_WORK=1    keep the temp dir (configs, server logs) after the run
@@ -84,11 +91,14 @@ H2_STREAMS=${H2_STREAMS:-10}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 CONCORD_BIN=${CONCORD_BIN:-$REPO/target/release/concord}
+BENCH_BIN=${BENCH_BIN:-$REPO/target/release/concord-bench}
+FLOOR=${FLOOR:-1}
 RESULTS_DIR=$REPO/bench/results
 # No write reaches the disk during the load (the concord node only serves a watch), so
 # the work dir may be on tmpfs.
 export ALLOW_TMPFS=${ALLOW_TMPFS:-1}
 H1_TARGETS="direct nginx haproxy concord"
+if [[ $FLOOR == 1 ]]; then H1_TARGETS="direct nginx haproxy floor concord"; fi
 H2_CANDIDATES="nginx haproxy concord"
 
 for v in DURATION WARMUP ROUNDS CONNS H2_STREAMS READY_TIMEOUT; do
@@ -97,6 +107,7 @@ done
 ((DURATION > 0 && ROUNDS > 0 && CONNS > 0 && H2_STREAMS > 0)) ||
     die "DURATION, ROUNDS, CONNS and H2_STREAMS must be > 0"
 [[ $H2 == 0 || $H2 == 1 ]] || die "H2 must be 0 or 1, got '$H2'"
+[[ $FLOOR == 0 || $FLOOR == 1 ]] || die "FLOOR must be 0 or 1, got '$FLOOR'"
 
 # ---------------------------------------------------------------------------------------
 # Tools
@@ -125,10 +136,11 @@ install_missing
 # The tree's revision when the run starts (the report is written minutes later).
 CONCORD_REV=$(git_rev)
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "building concord (cargo build --release -p concord)"
-    (cd "$REPO" && cargo build --release -p concord >&2) || die "cargo build failed"
+    log "building concord (cargo build --release -p concord -p concord-bench)"
+    (cd "$REPO" && cargo build --release -p concord -p concord-bench >&2) || die "cargo build failed"
 fi
 [[ -x $CONCORD_BIN ]] || die "no concord binary at $CONCORD_BIN"
+[[ $FLOOR == 0 || -x $BENCH_BIN ]] || die "no concord-bench binary at $BENCH_BIN (or set FLOOR=0)"
 CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 NGINX_VERSION=$(nginx -v 2>&1 | sed -n 's|.*nginx/\([0-9.]*\).*|\1|p')
@@ -356,11 +368,34 @@ start_concord() {
     wait_ok "concord gateway" "$pid" "$url" "$dir/stderr"
 }
 
+# ---- the hyper floor: a minimal hyper proxy in front of the origin
+
+start_floor() {
+    local dir=$WORK/floor pid line url="" deadline
+    mkdir -p "$dir"
+    "$BENCH_BIN" hyper-floor --listen 127.0.0.1:0 --upstream "127.0.0.1:$ORIGIN_PORT" \
+        >"$dir/stdout" 2>"$dir/stderr" &
+    pid=$!
+    PIDS+=("$pid")
+    ROOT_PID[floor]=$pid
+    deadline=$((SECONDS + READY_TIMEOUT))
+    while [[ -z $url ]] && ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/stderr" >&2; die "hyper-floor exited during start-up (log above)"; }
+        line=$(head -n1 "$dir/stdout" 2>/dev/null || true)
+        if [[ $line =~ ^hyper-floor\ listening:\ (http://[^[:space:]]+) ]]; then url=${BASH_REMATCH[1]}; fi
+        sleep 0.1
+    done
+    [[ -n $url ]] || die "no 'hyper-floor listening:' line within ${READY_TIMEOUT}s"
+    URL_H1[floor]=$url
+    wait_ok "hyper floor" "$pid" "$url" "$dir/stderr"
+}
+
 log "work dir: $WORK"
 start_origin
 start_nginx_proxy
 start_haproxy
 start_concord
+if [[ $FLOOR == 1 ]]; then start_floor; fi
 
 # ---------------------------------------------------------------------------------------
 # HTTP/2: which proxies answer h2c with prior knowledge
@@ -593,6 +628,7 @@ label() {
         direct) echo "direct (origin alone)" ;;
         nginx) echo "nginx proxy" ;;
         haproxy) echo "haproxy" ;;
+        floor) echo "hyper floor (yardstick)" ;;
         concord) echo "**concord gateway**" ;;
     esac
 }
@@ -655,7 +691,7 @@ verdict() {
     c_rps=$(mean "$proto" concord rps)
     c_p99=$(mean "$proto" concord p99_ms)
     for t in $targets; do
-        [[ $t == concord || $t == direct ]] && continue
+        [[ $t == concord || $t == direct || $t == floor ]] && continue
         rps=$(mean "$proto" "$t" rps)
         p99=$(mean "$proto" "$t" p99_ms)
         if awk -v a="$c_rps" -v b="$rps" 'BEGIN { exit !(a >= b) }'; then
@@ -728,6 +764,10 @@ report() {
     echo
     echo "Reference figures from the issue, on this machine class: direct about 70k req/s, nginx proxy about 32k, haproxy about 31-33k. **Goal: Concord at or above both proxies in requests/s with p99 no worse.**"
     echo
+    if [[ $FLOOR == 1 ]]; then
+        echo "The hyper floor (\`concord-bench hyper-floor\`) is a yardstick, not a contender: a minimal proxy on hyper (server, one upstream hyper connection per client connection, same runtime and allocator as the gateway, nothing else). Its CPU per request is what hyper and tokio cost here; the gateway's excess over it is the gateway's own work. It is left out of the verdict."
+        echo
+    fi
     echo "## HTTP/1.1 (wrk, $CONNS connections)"
     echo
     report_runs h1 "$H1_TARGETS"

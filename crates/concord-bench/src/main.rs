@@ -11,7 +11,9 @@
 //! - `config-fanout`: W watchers of one config item, and how long each published
 //!   version takes to reach all of them (`bench/config/run.sh`);
 //! - `txn`: two-step sagas per second and per core-second of the concord processes, at
-//!   C concurrent clients, against an in-process trivial participant (`bench/txn/run.sh`).
+//!   C concurrent clients, against an in-process trivial participant (`bench/txn/run.sh`);
+//! - `hyper-floor`: not a load generator but a minimal hyper reverse proxy, the
+//!   yardstick `bench/gateway/run.sh` sets the gateway against.
 //!
 //! Each prints progress on stderr and one `BENCH_RESULT key=value …` line on stdout
 //! (`txn`: one per concurrency), which the script parses. Given `--pid`, the server's
@@ -22,6 +24,7 @@
 mod config_fanout;
 mod fanout;
 mod heartbeats;
+mod hyper_floor;
 mod ids;
 mod phase;
 mod procfs;
@@ -57,6 +60,8 @@ enum Scenario {
     ConfigFanout(config_fanout::Args),
     /// Two-step sagas per second through the transaction coordinator.
     Txn(txn::Args),
+    /// A minimal hyper reverse proxy (serves until killed).
+    HyperFloor(hyper_floor::Args),
 }
 
 /// The server under test; shared by every scenario.
@@ -121,15 +126,27 @@ pub async fn call(req: reqwest::RequestBuilder) -> reqwest::Result<(reqwest::Sta
     Ok((status, resp.text().await?))
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
-    let lines = match Cli::parse().scenario {
-        Scenario::Register(args) => vec![register::run(args).await?],
-        Scenario::Heartbeats(args) => vec![heartbeats::run(args).await?],
-        Scenario::Fanout(args) => vec![fanout::run(args).await?],
-        Scenario::ConfigFanout(args) => vec![config_fanout::run(args).await?],
-        Scenario::Txn(args) => txn::run(args).await?,
+/// The allocator concord uses, so the hyper floor differs from the gateway only in
+/// the gateway's own work.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> Result<()> {
+    let scenario = match Cli::parse().scenario {
+        // On its own current-thread runtime, like `concord gateway --threads 1`.
+        Scenario::HyperFloor(args) => return hyper_floor::run(args),
+        other => other,
     };
+    let lines = tokio::runtime::Runtime::new()?.block_on(async {
+        anyhow::Ok(match scenario {
+            Scenario::Register(args) => vec![register::run(args).await?],
+            Scenario::Heartbeats(args) => vec![heartbeats::run(args).await?],
+            Scenario::Fanout(args) => vec![fanout::run(args).await?],
+            Scenario::ConfigFanout(args) => vec![config_fanout::run(args).await?],
+            Scenario::Txn(args) => txn::run(args).await?,
+            Scenario::HyperFloor(_) => anyhow::bail!("hyper-floor runs on its own runtime"),
+        })
+    })?;
     for line in lines {
         println!("{line}");
     }
