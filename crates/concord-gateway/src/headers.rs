@@ -20,7 +20,8 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1,
 /// plus the de-facto `Proxy-Connection` and the RFC 2616 list every proxy
 /// still strips). `TE: trailers` is kept on its own: gRPC needs it end to end.
-const HOP_BY_HOP: [HeaderName; 9] = [
+const HOP_BY_HOP_COUNT: usize = 9;
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("proxy-connection"),
     HeaderName::from_static("keep-alive"),
@@ -34,17 +35,27 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 
 /// Removes hop-by-hop headers, including every header the `Connection`
 /// header names. `TE` survives when it is exactly `trailers`.
+///
+/// Runs on every request and response, so it removes only what is there:
+/// one pass over the names present finds the hop-by-hop ones (usually none
+/// on a request, and `Connection: keep-alive` on a response), and a
+/// `Connection` value that is just `keep-alive` or `close` is not parsed.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the few headers present is
-    // cheaper than looking up all nine names.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any {
         return;
     }
-    // `Connection: keep-alive` (or `close`) on nearly every HTTP/1.1 message
-    // names nothing beyond the fixed list: skip making header names for it.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
+        .filter(|v| !is_plain_connection_option(v.as_bytes()))
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -59,15 +70,26 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    let te_trailers = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
+        if name == header::TE {
+            let trailers = headers
+                .get_all(header::TE)
+                .iter()
+                .all(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+            headers.remove(name);
+            if trailers {
+                headers.insert(header::TE, HeaderValue::from_static("trailers"));
+            }
+        } else {
+            headers.remove(name);
+        }
     }
-    if te_trailers {
-        headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    }
+}
+
+/// A `Connection` value that names no header: `keep-alive` or `close`
+/// alone, as nearly every HTTP/1.1 message has it.
+fn is_plain_connection_option(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"close")
 }
 
 /// Whether a request asks to switch protocols (WebSocket and the like):

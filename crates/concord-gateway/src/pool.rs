@@ -261,12 +261,16 @@ fn track(
 /// Whether the endpoint said it will close the connection after this
 /// response.
 fn closes(headers: &http::HeaderMap) -> bool {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("close"))
+    headers.get_all(header::CONNECTION).iter().any(|v| {
+        // The common single values first, without splitting.
+        match v.as_bytes() {
+            b if b.eq_ignore_ascii_case(b"keep-alive") => false,
+            b if b.eq_ignore_ascii_case(b"close") => true,
+            _ => v
+                .to_str()
+                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))),
+        }
+    })
 }
 
 /// A connection on its way back to the pool. Once the pool is gone, its

@@ -41,6 +41,34 @@ fn hop_by_hop_headers_and_those_named_in_connection_go() {
 }
 
 #[test]
+fn a_plain_keep_alive_or_close_goes_and_names_nothing() {
+    for value in ["keep-alive", "Keep-Alive", "close"] {
+        let mut h = map(&[
+            ("content-length", "2"),
+            ("connection", value),
+            ("keep-alive", "timeout=5"),
+            ("close", "not a hop-by-hop header"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["close", "content-length"], "Connection: {value}");
+    }
+    // Beside another name, the value is parsed and the name goes.
+    let mut h = map(&[("connection", "close, x-a"), ("x-a", "1"), ("x-b", "2")]);
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["x-b"]);
+}
+
+#[test]
+fn a_message_without_hop_by_hop_headers_is_left_alone() {
+    let mut h = map(&[("host", "shop"), ("x-a", "1"), ("x-a", "2")]);
+    let before = h.clone();
+    strip_hop_by_hop(&mut h);
+    assert_eq!(h, before);
+}
+
+#[test]
 fn te_trailers_survives_for_grpc() {
     let mut h = map(&[("te", "trailers")]);
     strip_hop_by_hop(&mut h);
