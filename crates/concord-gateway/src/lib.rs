@@ -4,7 +4,8 @@
 //! How a request travels:
 //!
 //! 1. [`server`] accepts HTTP/1.1 and h2c connections (hyper-util's `auto`
-//!    builder) and hands each request to [`proxy`].
+//!    builder), hands each request to [`proxy`], and on shutdown drains the
+//!    connections ([`drain`]).
 //! 2. [`proxy`] reads the current [`state::Snapshot`] (an `Arc` swapped whole on
 //!    change, never waited on), finds the most specific route ([`matching`]),
 //!    applies its rate limit ([`rate_limit`]), rewrites the path and headers
@@ -34,6 +35,7 @@ pub mod circuit_breaker;
 pub mod client;
 pub mod config;
 pub mod discovery;
+pub mod drain;
 pub mod error;
 pub mod headers;
 pub mod matching;

@@ -10,7 +10,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
@@ -18,6 +17,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 use crate::admin::{self, Admin};
 use crate::config::GatewayConfig;
 use crate::discovery::Discovery;
+use crate::drain::Drain;
 use crate::error::GatewayError;
 use crate::headers::Peer;
 use crate::metrics::{ConnectionGuard, Metrics};
@@ -141,7 +141,7 @@ async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
     builder.http2().timer(TokioTimer::new());
-    let graceful = GracefulShutdown::new();
+    let drain = Drain::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -167,7 +167,7 @@ async fn serve(
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = drain.watch(conn);
         let guard = ConnectionGuard::new(&metrics);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -177,13 +177,13 @@ async fn serve(
         });
     }
     drop(listener);
-    let open = graceful.count();
+    let open = drain.count();
     tracing::info!(
         open,
         "draining: no new connections, finishing in-flight requests"
     );
     tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("drained"),
+        _ = drain.shutdown() => tracing::info!("drained"),
         _ = tokio::time::sleep(drain_timeout) => {
             tracing::warn!(timeout_ms = drain_timeout.as_millis() as u64, "drain deadline passed; closing the remaining connections");
         }
