@@ -334,11 +334,32 @@ EOF
     wait_ok "haproxy $HAPROXY_VERSION" "$pid" "${URL_H1[haproxy]}" "$dir/haproxy.log"
 }
 
+# listening_url NAME PID DIR PREFIX: waits (up to READY_TIMEOUT) for the process's first
+# stdout line, "PREFIX listening: http://…", and sets LISTEN_URL (with a trailing slash)
+# and LISTEN_LINE; dies with its stderr when it exits first or never says so.
+listening_url() {
+    local name=$1 pid=$2 dir=$3 prefix=$4 line="" deadline
+    LISTEN_URL=""
+    deadline=$((SECONDS + READY_TIMEOUT))
+    while [[ -z $LISTEN_URL ]] && ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/stderr" >&2; die "$name exited during start-up (log above)"; }
+        line=$(head -n1 "$dir/stdout" 2>/dev/null || true)
+        if [[ $line == "$prefix listening: http://"* ]]; then
+            LISTEN_URL=${line#"$prefix listening: "}
+            LISTEN_URL=${LISTEN_URL%%[[:space:]]*}
+            LISTEN_URL=${LISTEN_URL%/}/
+        fi
+        sleep 0.1
+    done
+    [[ -n $LISTEN_URL ]] || { tail -n 30 "$dir/stderr" >&2; die "no '$prefix listening:' line within ${READY_TIMEOUT}s"; }
+    LISTEN_LINE=$line
+}
+
 # ---- concord: a dev node with the route and the origin's instance, then the gateway
 
 ROUTE_JSON='{"match":{"path_prefix":"/"},"service":"origin","lb":"round_robin"}'
 start_concord() {
-    local dir=$WORK/gateway pid line url="" deadline
+    local dir=$WORK/gateway pid
     start_server node # `concord dev` on fresh ports; sets SERVER_URL and SERVER_PID
     curl -sf -m 5 -o /dev/null -X PUT -H 'Content-Type: application/json' \
         -d "$ROUTE_JSON" "$SERVER_URL/v1/gateway/routes/bench" || die "PUT of the gateway route failed"
@@ -351,43 +372,27 @@ start_concord() {
     pid=$!
     PIDS+=("$pid")
     ROOT_PID[concord]=$pid
-    deadline=$((SECONDS + READY_TIMEOUT))
-    while [[ -z $url ]] && ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/stderr" >&2; die "the gateway exited during start-up (log above)"; }
-        line=$(head -n1 "$dir/stdout" 2>/dev/null || true)
-        if [[ $line =~ ^concord\ gateway\ listening:\ (http://[^[:space:]]+) ]]; then
-            url=${BASH_REMATCH[1]%/}/
-        fi
-        sleep 0.1
-    done
-    [[ -n $url ]] || { tail -n 30 "$dir/stderr" >&2; die "no 'concord gateway listening:' line within ${READY_TIMEOUT}s"; }
-    GATEWAY_LINE=$line
-    URL_H1[concord]=$url
-    URL_H2[concord]=$url
+    listening_url "the gateway" "$pid" "$dir" "concord gateway"
+    GATEWAY_LINE=$LISTEN_LINE
+    URL_H1[concord]=$LISTEN_URL
+    URL_H2[concord]=$LISTEN_URL
     # It answers 503 until it has the route and the endpoint.
-    wait_ok "concord gateway" "$pid" "$url" "$dir/stderr"
+    wait_ok "concord gateway" "$pid" "$LISTEN_URL" "$dir/stderr"
 }
 
 # ---- the hyper floor: a minimal hyper proxy in front of the origin
 
 start_floor() {
-    local dir=$WORK/floor pid line url="" deadline
+    local dir=$WORK/floor pid
     mkdir -p "$dir"
     "$BENCH_BIN" hyper-floor --listen 127.0.0.1:0 --upstream "127.0.0.1:$ORIGIN_PORT" \
         >"$dir/stdout" 2>"$dir/stderr" &
     pid=$!
     PIDS+=("$pid")
     ROOT_PID[floor]=$pid
-    deadline=$((SECONDS + READY_TIMEOUT))
-    while [[ -z $url ]] && ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$dir/stderr" >&2; die "hyper-floor exited during start-up (log above)"; }
-        line=$(head -n1 "$dir/stdout" 2>/dev/null || true)
-        if [[ $line =~ ^hyper-floor\ listening:\ (http://[^[:space:]]+) ]]; then url=${BASH_REMATCH[1]}; fi
-        sleep 0.1
-    done
-    [[ -n $url ]] || die "no 'hyper-floor listening:' line within ${READY_TIMEOUT}s"
-    URL_H1[floor]=$url
-    wait_ok "hyper floor" "$pid" "$url" "$dir/stderr"
+    listening_url "hyper-floor" "$pid" "$dir" "hyper-floor"
+    URL_H1[floor]=$LISTEN_URL
+    wait_ok "hyper floor" "$pid" "$LISTEN_URL" "$dir/stderr"
 }
 
 log "work dir: $WORK"
