@@ -2,12 +2,12 @@
 # bench/gateway/run.sh: the Concord gateway against nginx and haproxy as reverse proxies,
 # side by side in one run, on loopback.
 #
-#   bench/gateway/run.sh                          the full run (about 3 minutes after the build)
+#   bench/gateway/run.sh                          the full run (about 4 minutes after the build)
 #   DURATION=3 WARMUP=1 bench/gateway/run.sh      quick smoke run
 #
-# One origin and three proxies in front of it, all started here from config files in the
-# work dir, as the current user, on free 127.0.0.1 ports (the system services, if any,
-# are not used):
+# One origin and three proxies (and the hyper floor) in front of it, all started here
+# from config files in the work dir, as the current user, on free 127.0.0.1 ports (the
+# system services, if any, are not used):
 #
 #   origin    nginx, 1 worker, `return 200 "ok";`
 #   nginx     nginx as a proxy, 1 worker: `upstream` with `keepalive 64`,
