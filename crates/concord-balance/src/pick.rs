@@ -29,17 +29,8 @@ impl Pick {
         stats.begin();
         Self {
             endpoint,
-            guard: InFlight {
-                stats,
-                ewma,
-                started: Instant::now(),
-            },
+            guard: InFlight { stats, ewma },
         }
-    }
-
-    /// Time since the pick, a ready measure of latency for [`Pick::finish`].
-    pub fn elapsed(&self) -> Duration {
-        self.guard.started.elapsed()
     }
 
     /// Ends the request: releases the in-flight slot and, under P2C EWMA,
@@ -59,7 +50,6 @@ impl fmt::Debug for Pick {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pick")
             .field("endpoint", &self.endpoint)
-            .field("started", &self.guard.started)
             .finish_non_exhaustive()
     }
 }
@@ -69,7 +59,6 @@ struct InFlight {
     stats: Arc<Stats>,
     /// Set when finished requests should feed the latency estimate.
     ewma: Option<EwmaParams>,
-    started: Instant,
 }
 
 impl Drop for InFlight {
