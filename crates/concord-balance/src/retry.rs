@@ -186,6 +186,13 @@ impl RetryPolicy {
         }
     }
 
+    /// Whether a retry may follow an attempt that reached the service (a
+    /// reset, a timeout or a status is retried), so a request must be kept
+    /// after it was sent; retrying only on connect failures needs no copy.
+    pub fn retries_after_sending(&self) -> bool {
+        self.attempts > 0 && (self.reset || self.timeout || !self.statuses.is_empty())
+    }
+
     /// Whether a response status is one to retry on.
     pub fn retries_status(&self, status: u16) -> bool {
         self.statuses.contains(&status)

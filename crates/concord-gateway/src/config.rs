@@ -18,6 +18,12 @@ pub struct GatewayConfig {
     /// On shutdown, how long in-flight requests get to finish before their
     /// connections are dropped. Default 30 s.
     pub drain_timeout: Duration,
+    /// How long a client connection may sit with no request in flight (an
+    /// idle keep-alive, or a request head that never completes) before it
+    /// is shut down: HTTP/2 gets GOAWAY, HTTP/1.1 is closed. Checked every
+    /// third of it, so the close comes between this and a third more.
+    /// Default 30 s.
+    pub client_idle_timeout: Duration,
     /// How long an idle upstream connection stays pooled. Kept below the idle
     /// timeouts of typical backends (nginx 75 s, Node 5 s is the odd one out)
     /// so the gateway, not the backend, closes idle connections and the
@@ -43,6 +49,7 @@ impl Default for GatewayConfig {
             admin: None,
             access_log: false,
             drain_timeout: Duration::from_secs(30),
+            client_idle_timeout: Duration::from_secs(30),
             pool_idle_timeout: Duration::from_secs(30),
             warm_up_timeout: Duration::from_secs(5),
             reconnect_min: Duration::from_millis(100),

@@ -19,6 +19,8 @@ use futures::task::AtomicWaker;
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::Notify;
 
+use crate::idle::{IdleCheck, Verdict};
+
 /// The connections open now, and whether they are being drained.
 #[derive(Debug, Default)]
 pub struct Drain {
@@ -61,6 +63,7 @@ impl Drain {
                 waker,
             },
             told: false,
+            idle: None,
         }
     }
 
@@ -92,6 +95,16 @@ pub struct Watched<C> {
     slot: Slot,
     /// Whether the connection was told to shut down.
     told: bool,
+    /// Shuts the connection down when it sits idle.
+    idle: Option<IdleCheck>,
+}
+
+impl<C> Watched<C> {
+    /// Also shuts the connection down when `check` finds it idle.
+    pub fn with_idle(mut self, check: IdleCheck) -> Self {
+        self.idle = Some(check);
+        self
+    }
 }
 
 /// A connection's entry in [`Shared::open`], removed when it ends.
@@ -124,7 +137,26 @@ impl<C: GracefulConnection> Future for Watched<C> {
                 self.conn.as_mut().graceful_shutdown();
             }
         }
-        self.conn.as_mut().poll(cx)
+        let polled = self.conn.as_mut().poll(cx);
+        if polled.is_ready() {
+            return polled;
+        }
+        let verdict = match &mut self.idle {
+            Some(idle) => idle.poll(cx),
+            None => Verdict::Keep,
+        };
+        match verdict {
+            Verdict::Keep => Poll::Pending,
+            Verdict::ShutDown if self.told => Poll::Pending,
+            Verdict::ShutDown => {
+                tracing::debug!("closing an idle client connection");
+                self.told = true;
+                self.conn.as_mut().graceful_shutdown();
+                self.conn.as_mut().poll(cx)
+            }
+            // Dropping the connection closes its socket.
+            Verdict::Close => Poll::Ready(Ok(())),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use concord_api::gateway::HeaderRules as HeaderRulesSpec;
-use http::header::{self, HeaderName};
+use http::header::{self, Entry, HeaderName};
 use http::{HeaderMap, HeaderValue};
 use rand::Rng;
 
@@ -34,23 +34,24 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 ];
 
 /// Removes hop-by-hop headers, including every header the `Connection`
-/// header names. `TE` survives when it is exactly `trailers`.
+/// header names; says whether there were any. `TE` survives when it is
+/// exactly `trailers`.
 ///
 /// Runs on every request and response, so it removes only what is there:
 /// one pass over the names present finds the hop-by-hop ones (usually none
 /// on a request, and `Connection: keep-alive` on a response), and a
 /// `Connection` value that is just `keep-alive` or `close` is not parsed.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     let mut present = [false; HOP_BY_HOP_COUNT];
     let mut any = false;
     for name in headers.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_by_hop_index(name.as_str()) {
             present[i] = true;
             any = true;
         }
     }
     if !any {
-        return;
+        return false;
     }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -83,6 +84,16 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         } else {
             headers.remove(name);
         }
+    }
+    true
+}
+
+/// Where `name` is in [`HOP_BY_HOP`]. Most names are ruled out by their
+/// length alone, without comparing bytes.
+fn hop_by_hop_index(name: &str) -> Option<usize> {
+    match name.len() {
+        2 | 7 | 10 | 16..=19 => HOP_BY_HOP.iter().position(|h| h.as_str() == name),
+        _ => None,
     }
 }
 
@@ -137,30 +148,54 @@ impl Peer {
 /// Appends the client to `X-Forwarded-For` (joining repeated headers into
 /// one) and sets `X-Forwarded-Proto` to the scheme the client used with us.
 pub fn set_forwarded(headers: &mut HeaderMap, client: &Peer, proto: &'static str) {
-    let prior: Vec<&str> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .collect();
-    if prior.is_empty() {
-        headers.insert(X_FORWARDED_FOR.clone(), client.forwarded_for.clone());
-    } else if let Ok(v) = HeaderValue::from_str(&format!("{}, {}", prior.join(", "), client.ip())) {
-        headers.insert(X_FORWARDED_FOR.clone(), v);
+    // One lookup: the name is hashed once whether or not the client sent it.
+    match headers.entry(&X_FORWARDED_FOR) {
+        Entry::Vacant(slot) => {
+            slot.insert(client.forwarded_for.clone());
+        }
+        Entry::Occupied(mut slot) => {
+            let prior: Vec<&str> = slot
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            let joined = if prior.is_empty() {
+                Ok(client.forwarded_for.clone())
+            } else {
+                HeaderValue::from_str(&format!("{}, {}", prior.join(", "), client.ip()))
+            };
+            if let Ok(v) = joined {
+                slot.insert(v);
+            }
+        }
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
 }
 
 /// The request's id: its own `X-Request-Id` when it has a usable one
-/// (1-200 visible characters), else a new random one (32 hex digits).
-pub fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(v) = headers.get(&X_REQUEST_ID)
-        && (1..=200).contains(&v.len())
-        && v.to_str().is_ok()
-    {
-        return v.clone();
+/// (1-200 visible characters), else a new random one (32 hex digits),
+/// which then replaces whatever the request carried, so the headers hold
+/// exactly the id returned.
+pub fn request_id(headers: &mut HeaderMap) -> HeaderValue {
+    match headers.entry(&X_REQUEST_ID) {
+        Entry::Occupied(mut slot) => {
+            let given = slot.get();
+            let id = if (1..=200).contains(&given.len()) && given.to_str().is_ok() {
+                given.clone()
+            } else {
+                new_request_id()
+            };
+            // Also drops any repeated values.
+            slot.insert(id.clone());
+            id
+        }
+        Entry::Vacant(slot) => slot.insert(new_request_id()).clone(),
     }
+}
+
+/// 128 random bits as 32 hex digits.
+fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::rng().random();
     let mut text = [0u8; 32];

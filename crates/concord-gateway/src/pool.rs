@@ -62,9 +62,13 @@ struct Inner {
     idle_timeout: Duration,
     /// One stack per address; an address's stack stays while anyone holds
     /// it (see [`Inner::sweep`]).
-    addrs: RwLock<HashMap<Box<str>, Arc<Stack>>>,
+    addrs: RwLock<Addrs>,
     sweeper: Mutex<bool>,
 }
+
+/// Stacks by address. Hashed with foldhash, not SipHash: it is looked up on
+/// every request, and its keys come from the registry, not from clients.
+type Addrs = HashMap<Box<str>, Arc<Stack>, foldhash::fast::RandomState>;
 
 /// The idle connections to one address, freshest last.
 #[derive(Debug, Default)]
@@ -90,7 +94,7 @@ impl Http1Pool {
         Http1Pool {
             inner: Arc::new(Inner {
                 idle_timeout,
-                addrs: RwLock::new(HashMap::new()),
+                addrs: RwLock::new(Addrs::default()),
                 sweeper: Mutex::new(false),
             }),
         }
@@ -102,14 +106,31 @@ impl Http1Pool {
     pub async fn send(
         &self,
         addr: &str,
-        mut req: Request<Body>,
+        req: Request<Body>,
         connect_timeout: Duration,
     ) -> Result<Response<Body>, SendError> {
-        if !req.headers().contains_key(header::HOST)
-            && let Ok(host) = HeaderValue::from_str(addr)
-        {
-            req.headers_mut().insert(header::HOST, host);
-        }
+        self.try_send(addr, req, connect_timeout)
+            .await
+            .map_err(|(e, _)| e)
+    }
+
+    /// [`send`](Self::send), but when no connection could be made the
+    /// request comes back with the error, as it was given, so it can go to
+    /// another endpoint without having been copied first.
+    pub async fn try_send(
+        &self,
+        addr: &str,
+        mut req: Request<Body>,
+        connect_timeout: Duration,
+    ) -> Result<Response<Body>, (SendError, Option<Request<Body>>)> {
+        let added_host = !req.headers().contains_key(header::HOST)
+            && match HeaderValue::from_str(addr) {
+                Ok(host) => {
+                    req.headers_mut().insert(header::HOST, host);
+                    true
+                }
+                Err(_) => false,
+            };
         let stack = self.inner.stack(addr);
         while let Some(mut sender) = self.checkout(&stack) {
             if sender.ready().await.is_err() {
@@ -121,15 +142,26 @@ impl Http1Pool {
                     // Not a byte was written: the connection had closed
                     // under us. Any request may go again.
                     Some(unsent) => req = unsent,
-                    None => return Err(SendError::Lost(failed.into_error())),
+                    None => return Err((SendError::Lost(failed.into_error()), None)),
                 },
             }
         }
         // Boxed: connecting is rare and its future is large; inline, it
         // would make every request's future (moved on each call) that much
         // bigger.
-        let mut sender = Box::pin(self.connect(addr, connect_timeout)).await?;
-        let response = sender.send_request(req).await.map_err(SendError::Lost)?;
+        let mut sender = match Box::pin(self.connect(addr, connect_timeout)).await {
+            Ok(sender) => sender,
+            Err(e) => {
+                if added_host {
+                    req.headers_mut().remove(header::HOST);
+                }
+                return Err((e, Some(req)));
+            }
+        };
+        let response = sender
+            .send_request(req)
+            .await
+            .map_err(|e| (SendError::Lost(e), None))?;
         Ok(track(stack, sender, response))
     }
 
@@ -210,7 +242,7 @@ impl Http1Pool {
 }
 
 impl Inner {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Box<str>, Arc<Stack>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Addrs> {
         self.addrs.read().unwrap_or_else(PoisonError::into_inner)
     }
 

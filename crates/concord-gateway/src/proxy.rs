@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::Either;
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
@@ -30,6 +32,7 @@ use hyper_util::rt::TokioIo;
 use crate::body::{Body, boxed, full};
 use crate::circuit_breaker::{Permit, Refused};
 use crate::client::{ClientCache, HttpClient};
+use crate::deadline::{ConnectionTimer, TimedOut};
 use crate::error::error_response;
 use crate::headers::{self, Peer, X_REQUEST_ID};
 use crate::matching::RequestView;
@@ -51,6 +54,25 @@ pub struct Proxy {
     clients: ClientCache,
     metrics: Arc<Metrics>,
     access_log: bool,
+}
+
+/// The client connection a request arrived on.
+#[derive(Debug)]
+pub struct Downstream {
+    /// Its address.
+    pub peer: Peer,
+    /// Deadlines for its HTTP/1.1 requests (one in flight at a time).
+    pub timer: ConnectionTimer,
+}
+
+impl Downstream {
+    /// A connection from `peer`.
+    pub fn new(peer: Peer) -> Self {
+        Downstream {
+            peer,
+            timer: ConnectionTimer::default(),
+        }
+    }
 }
 
 /// What happened to a request, for metrics and the access log.
@@ -82,12 +104,13 @@ impl Proxy {
     }
 
     /// Answers one request from `client`.
-    pub async fn handle(&self, req: Request<Incoming>, client: &Peer) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Incoming>, client: &Downstream) -> Response<Body> {
         // Only the access log needs the request's own start time.
         let started = self.access_log.then(Instant::now);
         let method = req.method().clone();
         let path = self.access_log.then(|| req.uri().path().to_owned());
-        let request_id = headers::request_id(req.headers());
+        // Set in the request here, so it goes upstream with the rest.
+        let request_id = headers::request_id(req.headers_mut());
         let snapshot = self.shared.load();
         let route = snapshot.table.find(&RequestView::of(&req)).cloned();
         let mut trace = Trace::default();
@@ -127,7 +150,7 @@ impl Proxy {
         if let (Some(path), Some(started)) = (path, started) {
             tracing::info!(
                 target: "concord_gateway::access",
-                client = %client.ip(),
+                client = %client.peer.ip(),
                 %method,
                 path,
                 status,
@@ -147,13 +170,13 @@ impl Proxy {
         &self,
         route: &'r Route,
         req: Request<Incoming>,
-        client: &Peer,
+        client: &Downstream,
         request_id: &HeaderValue,
         trace: &mut Trace<'r>,
     ) -> Response<Body> {
         let now = Instant::now();
         if let Some(limiter) = &route.rate_limit {
-            let key = limiter.key_of(req.headers(), client.ip());
+            let key = limiter.key_of(req.headers(), client.peer.ip());
             if let Err(wait) = limiter.check(&key, now) {
                 self.metrics.limited(&route.name);
                 return too_many_requests(&route.name, wait);
@@ -164,7 +187,7 @@ impl Proxy {
             route
                 .hash_on
                 .as_ref()
-                .and_then(|h| h.key(&RequestView::of(&req), client.ip()))
+                .and_then(|h| h.key(&RequestView::of(&req), client.peer.ip()))
         } else {
             None
         };
@@ -192,7 +215,7 @@ impl Proxy {
         &self,
         route: &'r Route,
         req: Request<Incoming>,
-        client: &Peer,
+        client: &Downstream,
         request_id: &HeaderValue,
         steer: Steer,
         trace: &mut Trace<'r>,
@@ -244,7 +267,10 @@ impl Proxy {
                 .attempt(route, target, pick, permit, http2.as_ref(), &mut out)
                 .await
             {
-                Ok(response) => return set_sticky(route, response, sticky, token),
+                Ok(mut response) => {
+                    set_sticky(route, &mut response, sticky, token);
+                    return response;
+                }
                 Err(failed) => failed,
             };
             if failed.failure == Failure::Timeout && tokio::time::Instant::now() >= deadline {
@@ -314,34 +340,43 @@ impl Proxy {
     }
 
     /// Sends one request upstream: over h2c through `http2` when given,
-    /// else through the HTTP/1.1 pool.
-    async fn send(
-        &self,
+    /// else through the HTTP/1.1 pool. Not an `async fn`: the request goes
+    /// straight into the client's own future rather than through one more.
+    fn send<'a>(
+        &'a self,
         route: &Route,
-        addr: &str,
+        addr: &'a str,
         request: Request<Body>,
-        http2: Option<&HttpClient>,
-    ) -> Result<Response<Body>, (Failure, String)> {
+        http2: Option<&'a HttpClient>,
+    ) -> impl Future<Output = Result<Response<Body>, NotSent>> + 'a {
         match http2 {
-            Some(client) => match client.request(request).await {
+            Some(client) => Either::Left(client.request(request).map(|sent| match sent {
                 Ok(response) => Ok(response.map(boxed)),
-                Err(e) if e.is_connect() => Err((
-                    Failure::ConnectFailure,
-                    format!("cannot connect: {}", error_chain(&e)),
-                )),
-                Err(e) => Err((
-                    Failure::Reset,
-                    format!("connection lost: {}", error_chain(&e)),
-                )),
-            },
-            None => self
-                .pool
-                .send(addr, request, route.timeouts.connect)
-                .await
-                .map_err(|e| match e {
-                    SendError::Connect(_) => (Failure::ConnectFailure, error_chain(&e)),
-                    SendError::Lost(_) => (Failure::Reset, error_chain(&e)),
+                Err(e) if e.is_connect() => Err(NotSent {
+                    failure: Failure::ConnectFailure,
+                    reason: format!("cannot connect: {}", error_chain(&e)),
+                    unsent: None,
                 }),
+                Err(e) => Err(NotSent {
+                    failure: Failure::Reset,
+                    reason: format!("connection lost: {}", error_chain(&e)),
+                    unsent: None,
+                }),
+            })),
+            None => Either::Right(
+                self.pool
+                    .try_send(addr, request, route.timeouts.connect)
+                    .map(|sent| {
+                        sent.map_err(|(e, unsent)| NotSent {
+                            failure: match e {
+                                SendError::Connect(_) => Failure::ConnectFailure,
+                                SendError::Lost(_) => Failure::Reset,
+                            },
+                            reason: error_chain(&e),
+                            unsent: unsent.map(Box::new),
+                        })
+                    }),
+            ),
         }
     }
 
@@ -353,7 +388,7 @@ impl Proxy {
         pick: Chosen,
         permit: Option<Permit<'_>>,
         http2: Option<&HttpClient>,
-        out: &mut Outbound,
+        out: &mut Outbound<'_>,
     ) -> Result<Response<Body>, Failed> {
         let failed = |failure, response| Failed {
             failure,
@@ -383,11 +418,22 @@ impl Proxy {
             .min(tokio::time::Instant::from_std(started) + route.timeouts.per_try);
         // The send is made inside the call, not held in a local first, so
         // it takes one slot in this future instead of two.
-        let result = tokio::time::timeout_at(
-            try_deadline,
-            self.send(route, &endpoint.addr, request, http2),
-        )
-        .await;
+        let result = match out.timer {
+            Some(timer) => {
+                timer
+                    .within(
+                        try_deadline,
+                        self.send(route, &endpoint.addr, request, http2),
+                    )
+                    .await
+            }
+            None => tokio::time::timeout_at(
+                try_deadline,
+                self.send(route, &endpoint.addr, request, http2),
+            )
+            .await
+            .map_err(|_| TimedOut),
+        };
         let latency = started.elapsed();
         self.metrics
             .target_upstream(&target.metrics, &route.name, &target.key.service, latency);
@@ -398,25 +444,30 @@ impl Proxy {
             )
         };
         let (failure, response) = match result {
-            Ok(Ok(resp)) if !route.retry.retries_status(resp.status().as_u16()) => {
-                let ok = !resp.status().is_server_error();
-                let response = respond(route, resp, out.upgrade.take());
+            Ok(Ok(mut response)) if !route.retry.retries_status(response.status().as_u16()) => {
+                let ok = !response.status().is_server_error();
+                respond(route, &mut response, out.upgrade.take());
                 self.settle(route, target, &endpoint.id, permit, !ok, latency);
                 pick.finish(latency, ok);
                 return Ok(response);
             }
-            Ok(Ok(resp)) => (
-                Failure::Status(resp.status().as_u16()),
-                respond(route, resp, None),
-            ),
-            Ok(Err((failure, reason))) => (
-                failure,
-                error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "bad_gateway",
-                    format!("{}: {reason}", where_()),
-                ),
-            ),
+            Ok(Ok(mut response)) => {
+                respond(route, &mut response, None);
+                (Failure::Status(response.status().as_u16()), response)
+            }
+            Ok(Err(not_sent)) => {
+                if let Some(request) = not_sent.unsent {
+                    out.restore(*request);
+                }
+                (
+                    not_sent.failure,
+                    error_response(
+                        StatusCode::BAD_GATEWAY,
+                        "bad_gateway",
+                        format!("{}: {}", where_(), not_sent.reason),
+                    ),
+                )
+            }
             Err(_) => (
                 Failure::Timeout,
                 error_response(
@@ -450,6 +501,15 @@ struct Steer {
     arrived: Instant,
 }
 
+/// A request that got no response: why, and the request itself when it
+/// was never sent.
+struct NotSent {
+    failure: Failure,
+    reason: String,
+    /// Boxed: it is rare, and would make every attempt's result large.
+    unsent: Option<Box<Request<Body>>>,
+}
+
 /// A failed attempt: why, what to answer if it is the last, and on which endpoint.
 struct Failed {
     failure: Failure,
@@ -458,33 +518,41 @@ struct Failed {
 }
 
 /// A request made ready for its attempts.
-struct Outbound {
+struct Outbound<'c> {
     method: Method,
     /// The request target, rewritten for the route.
     path_and_query: PathAndQuery,
     /// When the route's total timeout runs out.
     deadline: tokio::time::Instant,
+    /// The client connection's timer, for a request that came over
+    /// HTTP/1.1; HTTP/2 streams run side by side and time themselves.
+    timer: Option<&'c ConnectionTimer>,
     version: Version,
     headers: HeaderMap,
+    /// Whether each attempt gets a copy of `headers`: only when a retry may
+    /// follow an attempt the endpoint saw. Otherwise the first attempt takes
+    /// them, and they come back with a request that was never sent.
+    copy_headers: bool,
     body: ReplayBody,
     /// The client side of an upgrade, handed to the tunnel on `101`.
     upgrade: Option<OnUpgrade>,
 }
 
-impl Outbound {
+impl<'c> Outbound<'c> {
     /// Rewrites the request for the route; buffers a small body when the
     /// request may be retried. A body that cannot be read answers 400.
     async fn prepare(
         route: &Route,
         mut req: Request<Incoming>,
-        client: &Peer,
+        client: &'c Downstream,
         request_id: &HeaderValue,
         deadline: tokio::time::Instant,
-    ) -> Result<Outbound, Response<Body>> {
+    ) -> Result<Outbound<'c>, Response<Body>> {
         let upgrading = headers::is_upgrade(req.headers());
         let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
         // gRPC that came in over HTTP/2 needs HTTP/2 (trailers) upstream;
         // everything else goes as HTTP/1.1, which every backend speaks.
+        let timer = (req.version() < Version::HTTP_2).then_some(&client.timer);
         let version = if req.version() == Version::HTTP_2 && is_grpc(req.headers()) {
             Version::HTTP_2
         } else {
@@ -496,7 +564,7 @@ impl Outbound {
             &parts.uri,
             version,
             upgrading,
-            client,
+            &client.peer,
             request_id,
             route,
         );
@@ -524,8 +592,11 @@ impl Outbound {
                 )
             })?,
         };
+        let copy_headers = version == Version::HTTP_2 || route.retry.retries_after_sending();
         Ok(Outbound {
             deadline,
+            timer,
+            copy_headers,
             path_and_query,
             method: parts.method,
             version,
@@ -553,8 +624,20 @@ impl Outbound {
         *request.method_mut() = self.method.clone();
         *request.uri_mut() = uri;
         *request.version_mut() = self.version;
-        *request.headers_mut() = self.headers.clone();
+        *request.headers_mut() = if self.copy_headers {
+            self.headers.clone()
+        } else {
+            std::mem::take(&mut self.headers)
+        };
         Some(request)
+    }
+
+    /// Takes back the headers of a request that was never sent, for the
+    /// next attempt.
+    fn restore(&mut self, unsent: Request<Body>) {
+        if !self.copy_headers {
+            self.headers = unsent.into_parts().0.headers;
+        }
     }
 }
 
@@ -574,7 +657,10 @@ fn upstream_headers(
     let upgrade_to = upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
-    headers::strip_hop_by_hop(&mut headers);
+    if headers::strip_hop_by_hop(&mut headers) {
+        // `Connection` may have named it.
+        headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    }
     if let Some(protocol) = upgrade_to {
         headers.insert(header::UPGRADE, protocol);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -587,31 +673,26 @@ fn upstream_headers(
         headers.insert(header::HOST, host);
     }
     headers::set_forwarded(&mut headers, client, "http");
-    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     route.request_headers.apply(&mut headers);
     headers
 }
 
-/// The client's answer from an endpoint's response: hop-by-hop headers
-/// removed and the route's rules applied; a `101` to an upgrade request
-/// starts the tunnel between the two upgraded connections.
-fn respond(
-    route: &Route,
-    mut resp: Response<Body>,
-    downstream_upgrade: Option<OnUpgrade>,
-) -> Response<Body> {
+/// Makes an endpoint's response the client's answer, in place (a response
+/// is moved as little as possible on this path): hop-by-hop headers removed
+/// and the route's rules applied; a `101` to an upgrade request starts the
+/// tunnel between the two upgraded connections.
+fn respond(route: &Route, resp: &mut Response<Body>, downstream_upgrade: Option<OnUpgrade>) {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
     {
-        let upstream = hyper::upgrade::on(&mut resp);
+        let upstream = hyper::upgrade::on(&mut *resp);
         tokio::spawn(tunnel(downstream, upstream));
         route.response_headers.apply(resp.headers_mut());
-        return resp;
+        return;
     }
     headers::strip_hop_by_hop(resp.headers_mut());
     route.response_headers.apply(resp.headers_mut());
     *resp.version_mut() = Version::HTTP_11;
-    resp
 }
 
 /// Copies bytes both ways between an upgraded client and endpoint.
@@ -683,17 +764,16 @@ fn not_routed(snapshot: &Snapshot) -> Response<Body> {
 /// the request's cookie (`sent`) already names it.
 fn set_sticky(
     route: &Route,
-    mut response: Response<Body>,
+    response: &mut Response<Body>,
     sent: Option<String>,
     token: Option<String>,
-) -> Response<Body> {
+) {
     if let (Some(config), Some(token)) = (&route.sticky, token)
         && sent.as_deref() != Some(token.as_str())
         && let Some(value) = config.set_cookie(&token)
     {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
-    response
 }
 
 /// No passing endpoint: the route's fallback, or 503.

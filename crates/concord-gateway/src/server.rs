@@ -20,13 +20,11 @@ use crate::discovery::Discovery;
 use crate::drain::Drain;
 use crate::error::GatewayError;
 use crate::headers::Peer;
+use crate::idle::{Activity, Busy, IdleCheck, Served, Tracked};
 use crate::metrics::{ConnectionGuard, Metrics};
-use crate::proxy::Proxy;
+use crate::proxy::{Downstream, Proxy};
 use crate::state::Shared;
 use crate::upstream::Upstreams;
-
-/// How long a client may take to send request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A running gateway.
 #[derive(Debug)]
@@ -82,7 +80,10 @@ pub async fn start(config: GatewayConfig) -> Result<Gateway, GatewayError> {
         proxy,
         metrics,
         stopped,
-        config.drain_timeout,
+        Timeouts {
+            drain: config.drain_timeout,
+            client_idle: config.client_idle_timeout,
+        },
     ));
     tracing::info!(%listen, admin = ?admin_addr, server = %config.server, "gateway started");
     Ok(Gateway {
@@ -127,19 +128,40 @@ impl Gateway {
     }
 }
 
+/// The accept loop's timeouts, from [`GatewayConfig`].
+struct Timeouts {
+    drain: Duration,
+    client_idle: Duration,
+}
+
+/// What one client connection's requests share.
+struct Connection {
+    proxy: Arc<Proxy>,
+    client: Downstream,
+    activity: Arc<Activity>,
+}
+
+impl Tracked for Connection {
+    fn activity(&self) -> &Activity {
+        &self.activity
+    }
+}
+
 /// Accepts until told to stop, then drains.
 async fn serve(
     listener: TcpListener,
     proxy: Arc<Proxy>,
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
-    drain_timeout: Duration,
+    timeouts: Timeouts,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's per-request header-read timer is replaced by the idle check
+    // below, which covers slow request heads and idle keep-alives alike.
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(None);
     builder.http2().timer(TokioTimer::new());
     let drain = Drain::new();
     loop {
@@ -157,17 +179,26 @@ async fn serve(
             }
         };
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&proxy);
-        let peer = Arc::new(Peer::new(remote));
+        let activity = Arc::new(Activity::default());
+        let shared = Arc::new(Connection {
+            proxy: Arc::clone(&proxy),
+            client: Downstream::new(Peer::new(remote)),
+            activity: Arc::clone(&activity),
+        });
         let service = service_fn(move |req: hyper::Request<Incoming>| {
-            let proxy = Arc::clone(&proxy);
-            let peer = Arc::clone(&peer);
-            async move { Ok::<_, Infallible>(proxy.handle(req, &peer).await) }
+            let busy = Busy::begin(Arc::clone(&shared));
+            async move {
+                let conn = busy.owner();
+                let response = conn.proxy.handle(req, &conn.client).await;
+                Ok::<_, Infallible>(response.map(|body| Served::new(body, busy)))
+            }
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let conn = drain.watch(conn);
+        let conn = drain
+            .watch(conn)
+            .with_idle(IdleCheck::new(activity, timeouts.client_idle));
         let guard = ConnectionGuard::new(&metrics);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -184,8 +215,8 @@ async fn serve(
     );
     tokio::select! {
         _ = drain.shutdown() => tracing::info!("drained"),
-        _ = tokio::time::sleep(drain_timeout) => {
-            tracing::warn!(timeout_ms = drain_timeout.as_millis() as u64, "drain deadline passed; closing the remaining connections");
+        _ = tokio::time::sleep(timeouts.drain) => {
+            tracing::warn!(timeout_ms = timeouts.drain.as_millis() as u64, "drain deadline passed; closing the remaining connections");
         }
     }
 }

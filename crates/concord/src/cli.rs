@@ -259,6 +259,11 @@ pub struct GatewayArgs {
     /// On SIGTERM, how many seconds in-flight requests get to finish.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub drain_timeout_secs: u64,
+
+    /// Close a client connection with no request in flight for this many
+    /// seconds (idle keep-alive, or a request head that never completes).
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub client_idle_timeout_secs: u64,
 }
 
 /// How a `concord server` node forms or enters a cluster, and how it dials peers.
@@ -1047,7 +1052,7 @@ mod tests {
         assert_eq!(g.server, concord_client::DEFAULT_BASE_URL);
         assert_eq!(g.listen, "127.0.0.1:7680".parse().unwrap());
         assert_eq!((g.admin, g.threads, g.access_log), (None, None, false));
-        assert_eq!(g.drain_timeout_secs, 30);
+        assert_eq!((g.drain_timeout_secs, g.client_idle_timeout_secs), (30, 30));
         let Command::Gateway(g) = parse(&[
             "gateway",
             "--server",
@@ -1061,6 +1066,8 @@ mod tests {
             "--access-log",
             "--drain-timeout-secs",
             "5",
+            "--client-idle-timeout-secs",
+            "7",
         ])
         .command
         else {
@@ -1070,10 +1077,16 @@ mod tests {
         assert_eq!(g.listen.port(), 0);
         assert_eq!(g.admin.map(|a| a.port()), Some(0));
         assert_eq!(
-            (g.threads, g.access_log, g.drain_timeout_secs),
-            (Some(1), true, 5)
+            (
+                g.threads,
+                g.access_log,
+                g.drain_timeout_secs,
+                g.client_idle_timeout_secs
+            ),
+            (Some(1), true, 5, 7)
         );
         parse_err(&["gateway", "--threads", "0"]);
+        parse_err(&["gateway", "--client-idle-timeout-secs", "0"]);
         let Command::Dev(dev) = parse(&["dev"]).command else {
             panic!("not dev")
         };

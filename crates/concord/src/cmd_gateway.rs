@@ -19,6 +19,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         admin: args.admin,
         access_log: args.access_log,
         drain_timeout: Duration::from_secs(args.drain_timeout_secs),
+        client_idle_timeout: Duration::from_secs(args.client_idle_timeout_secs),
         ..GatewayConfig::default()
     };
     let server = config.server.clone();

@@ -104,22 +104,42 @@ fn forwarded_for_appends_and_proto_is_set() {
         ["1.1.1.1, 2.2.2.2, 3.3.3.3, ::1"]
     );
     assert_eq!(h.get(&X_FORWARDED_PROTO).unwrap(), "http");
+
+    // A blank one is replaced by the client alone.
+    let mut h = map(&[("x-forwarded-for", " ")]);
+    set_forwarded(&mut h, &client, "http");
+    assert_eq!(
+        h.get_all(&X_FORWARDED_FOR).iter().collect::<Vec<_>>(),
+        ["10.0.0.9"]
+    );
 }
 
 #[test]
 fn request_ids_pass_through_or_are_made() {
-    let given = map(&[("x-request-id", "abc-123")]);
-    assert_eq!(request_id(&given), "abc-123");
-    let made = request_id(&HeaderMap::new());
+    let mut given = map(&[("x-request-id", "abc-123"), ("x-request-id", "again")]);
+    assert_eq!(request_id(&mut given), "abc-123");
+    assert_eq!(
+        given.get_all(&X_REQUEST_ID).iter().collect::<Vec<_>>(),
+        ["abc-123"],
+        "the headers hold exactly the id"
+    );
+    let mut none = HeaderMap::new();
+    let made = request_id(&mut none);
+    assert_eq!(none.get(&X_REQUEST_ID), Some(&made));
     let made = made.to_str().unwrap();
     assert_eq!(made.len(), 32);
     assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
-    assert_ne!(request_id(&HeaderMap::new()), request_id(&HeaderMap::new()));
-    let empty = map(&[("x-request-id", "")]);
-    assert_eq!(request_id(&empty).len(), 32);
+    assert_ne!(
+        request_id(&mut HeaderMap::new()),
+        request_id(&mut HeaderMap::new())
+    );
+    let mut empty = map(&[("x-request-id", "")]);
+    let made = request_id(&mut empty);
+    assert_eq!(made.len(), 32);
+    assert_eq!(empty.get(&X_REQUEST_ID), Some(&made));
     let long = "x".repeat(201);
-    let long = map(&[("x-request-id", long.as_str())]);
-    assert_eq!(request_id(&long).len(), 32);
+    let mut long = map(&[("x-request-id", long.as_str())]);
+    assert_eq!(request_id(&mut long).len(), 32);
 }
 
 #[test]
@@ -161,4 +181,20 @@ fn bad_rules_name_the_field() {
         remove: vec![],
     };
     assert!(HeaderRules::compile("request_headers", Some(&spec)).is_err());
+}
+
+#[test]
+fn every_hop_by_hop_name_passes_the_length_filter() {
+    for (i, name) in HOP_BY_HOP.iter().enumerate() {
+        assert_eq!(hop_by_hop_index(name.as_str()), Some(i), "{name}");
+    }
+    for name in [
+        "host",
+        "user-agent",
+        "content-length",
+        "x-forwarded-for",
+        "tee",
+    ] {
+        assert_eq!(hop_by_hop_index(name), None, "{name}");
+    }
 }

@@ -635,6 +635,37 @@ async fn gets_are_retried_around_a_killed_backend() {
         "{metrics}"
     );
 
+    // With the default retries (connect failures only) the first attempt
+    // takes the request's headers without a copy; the retry must still
+    // carry every one of them.
+    route(
+        &s,
+        &gw,
+        "flaky-plain",
+        json!({"match": {"path_prefix": "/plain"}, "service": "flaky", "lb": "round_robin",
+        "retries": {"budget_percent": 100}}),
+    )
+    .await;
+    for i in 0..20 {
+        let probe = i.to_string();
+        let (st, _, b, _) = send(http.get(gw.url("/plain")).header("x-probe", &probe)).await;
+        assert_eq!(st, 200, "request {i}: {b}");
+        let headers = &b["headers"];
+        assert_eq!(headers["x-probe"], json!([probe]), "{b}");
+        for name in [
+            "host",
+            "x-request-id",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+        ] {
+            assert_eq!(
+                headers[name].as_array().map(Vec::len),
+                Some(1),
+                "{name}: {b}"
+            );
+        }
+    }
+
     // A POST is not retried by default: it may fail, but it is never sent twice.
     let before = alive.hits();
     let mut failed = 0;

@@ -1,0 +1,73 @@
+use std::future::pending;
+
+use super::*;
+
+const SLACK: Duration = Duration::from_millis(5);
+
+/// Asserts the clock is at `at`, within the timer wheel's resolution.
+fn assert_now(at: Instant) {
+    let now = Instant::now();
+    assert!(
+        now >= at && now < at + SLACK,
+        "now {now:?}, expected {at:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_future_that_finishes_in_time_is_not_cut() {
+    let timer = ConnectionTimer::default();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let out = timer
+        .within(deadline, async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            7
+        })
+        .await;
+    assert_eq!(out, Ok(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_timer_left_at_an_earlier_deadline_moves_to_the_next_one() {
+    let timer = ConnectionTimer::default();
+    let t0 = Instant::now();
+    // The first request sets the timer to t0 + 5 s and answers at t0 + 1 s.
+    let first = timer
+        .within(
+            t0 + Duration::from_secs(5),
+            tokio::time::sleep(Duration::from_secs(1)),
+        )
+        .await;
+    assert_eq!(first, Ok(()));
+    // The second one's deadline is later: the timer fires at t0 + 5 s,
+    // which must not cut it, and then at its own deadline.
+    let second = t0 + Duration::from_secs(6);
+    assert_eq!(timer.within(second, pending::<()>()).await, Err(TimedOut));
+    assert_now(second);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_earlier_deadline_moves_the_timer_forward() {
+    let timer = ConnectionTimer::default();
+    let t0 = Instant::now();
+    let first = timer
+        .within(
+            t0 + Duration::from_secs(10),
+            tokio::time::sleep(Duration::from_secs(1)),
+        )
+        .await;
+    assert_eq!(first, Ok(()));
+    let second = t0 + Duration::from_secs(3);
+    assert_eq!(timer.within(second, pending::<()>()).await, Err(TimedOut));
+    assert_now(second);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_passed_deadline_times_out_at_once_and_the_timer_is_reusable() {
+    let timer = ConnectionTimer::default();
+    let past = Instant::now();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    assert_eq!(timer.within(past, pending::<()>()).await, Err(TimedOut));
+    let next = Instant::now() + Duration::from_secs(2);
+    assert_eq!(timer.within(next, pending::<()>()).await, Err(TimedOut));
+    assert_now(next);
+}
