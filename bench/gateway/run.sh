@@ -55,6 +55,13 @@
 #   ROUNDS         rounds over the targets, per protocol (default 2)
 #   CONNS          connections of wrk and h2load (default 50)
 #   H2             1 runs the HTTP/2 part (default), 0 skips it
+#   INSTRUCTIONS=1 instead of timing, count each proxy's user-space instructions per
+#                  request under valgrind's callgrind (HTTP/1.1; nginx, haproxy, the floor
+#                  and concord; valgrind is installed when missing): counts do not move
+#                  with the machine's load, so they compare builds where timings are too
+#                  noisy to. Report: bench/results/gateway-instructions-<UTC timestamp>.md
+#   IR_SECONDS     seconds of load per proxy in that mode (default 5)
+#   IR_CONNS       wrk connections in that mode (default 20)
 #   FLOOR          1 runs the hyper floor (default), 0 skips it
 #   H2_STREAMS     h2load's concurrent streams per connection (-m, default 10)
 #   WRK_TIMEOUT    wrk's per-request timeout; a timeout counts as an error (default 5s)
@@ -89,10 +96,21 @@ CONNS=${CONNS:-50}
 H2=${H2:-1}
 H2_STREAMS=${H2_STREAMS:-10}
 WRK_TIMEOUT=${WRK_TIMEOUT:-5s}
-READY_TIMEOUT=${READY_TIMEOUT:-30}
+READY_TIMEOUT=${READY_TIMEOUT:-}
 CONCORD_BIN=${CONCORD_BIN:-$REPO/target/release/concord}
 BENCH_BIN=${BENCH_BIN:-$REPO/target/release/concord-bench}
 FLOOR=${FLOOR:-1}
+INSTRUCTIONS=${INSTRUCTIONS:-0}
+IR_SECONDS=${IR_SECONDS:-5}
+IR_CONNS=${IR_CONNS:-20}
+IR_TARGETS="nginx haproxy concord"
+if [[ $FLOOR == 1 ]]; then IR_TARGETS="nginx haproxy floor concord"; fi
+if [[ $INSTRUCTIONS == 1 ]]; then
+    # Start-up under valgrind is slow; h2load is not used.
+    READY_TIMEOUT=${READY_TIMEOUT:-120}
+    H2=0
+fi
+READY_TIMEOUT=${READY_TIMEOUT:-30}
 RESULTS_DIR=$REPO/bench/results
 # No write reaches the disk during the load (the concord node only serves a watch), so
 # the work dir may be on tmpfs.
@@ -101,13 +119,15 @@ H1_TARGETS="direct nginx haproxy concord"
 if [[ $FLOOR == 1 ]]; then H1_TARGETS="direct nginx haproxy floor concord"; fi
 H2_CANDIDATES="nginx haproxy concord"
 
-for v in DURATION WARMUP ROUNDS CONNS H2_STREAMS READY_TIMEOUT; do
+for v in DURATION WARMUP ROUNDS CONNS H2_STREAMS READY_TIMEOUT IR_SECONDS IR_CONNS; do
     [[ ${!v} =~ ^[0-9]+$ ]] || die "$v must be a whole number, got '${!v}'"
 done
 ((DURATION > 0 && ROUNDS > 0 && CONNS > 0 && H2_STREAMS > 0)) ||
     die "DURATION, ROUNDS, CONNS and H2_STREAMS must be > 0"
 [[ $H2 == 0 || $H2 == 1 ]] || die "H2 must be 0 or 1, got '$H2'"
 [[ $FLOOR == 0 || $FLOOR == 1 ]] || die "FLOOR must be 0 or 1, got '$FLOOR'"
+[[ $INSTRUCTIONS == 0 || $INSTRUCTIONS == 1 ]] || die "INSTRUCTIONS must be 0 or 1, got '$INSTRUCTIONS'"
+((IR_SECONDS > 0 && IR_CONNS > 0)) || die "IR_SECONDS and IR_CONNS must be > 0"
 
 # ---------------------------------------------------------------------------------------
 # Tools
@@ -120,6 +140,7 @@ install_missing() {
     command -v haproxy >/dev/null || pkgs+=(haproxy)
     command -v ps >/dev/null || pkgs+=(procps)
     if [[ $H2 == 1 ]] && ! command -v h2load >/dev/null; then pkgs+=(nghttp2-client); fi
+    if [[ $INSTRUCTIONS == 1 ]] && ! command -v callgrind_control >/dev/null; then pkgs+=(valgrind); fi
     ((${#pkgs[@]})) || return 0
     [[ ${SKIP_INSTALL:-0} == 1 ]] && die "missing: ${pkgs[*]} (and SKIP_INSTALL=1)"
     local sudo=()
@@ -226,16 +247,21 @@ $body
 EOF
 }
 
-# start_nginx NAME HTTP_BODY: writes WORK/NAME/nginx.conf, checks it, runs nginx in the
-# foreground (daemon off) with its prefix in WORK/NAME; sets NGINX_PID.
+# start_nginx NAME HTTP_BODY [TRACED]: writes WORK/NAME/nginx.conf, checks it, runs nginx
+# in the foreground (daemon off) with its prefix in WORK/NAME; sets NGINX_PID. TRACED=1
+# in instruction mode runs it under callgrind, master and worker in one process.
 NGINX_PID=""
 start_nginx() {
-    local name=$1 dir=$WORK/$1
+    local name=$1 dir=$WORK/$1 globals='daemon off;' wrap=()
+    if [[ ${3:-0} == 1 && $INSTRUCTIONS == 1 ]]; then
+        globals='daemon off; master_process off;'
+        read -ra wrap <<<"$(under "$name")"
+    fi
     mkdir -p "$dir/tmp"
     nginx_conf "$dir" "$2" >"$dir/nginx.conf"
-    nginx -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/check.log" 2>&1 ||
+    nginx -t -q -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g "$globals" >"$dir/check.log" 2>&1 ||
         { cat "$dir/check.log" "$dir/error.log" >&2 2>/dev/null; die "nginx rejects $dir/nginx.conf (above)"; }
-    nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g 'daemon off;' >"$dir/stdout" 2>&1 &
+    "${wrap[@]}" nginx -p "$dir/" -e "$dir/error.log" -c "$dir/nginx.conf" -g "$globals" >"$dir/stdout" 2>&1 &
     NGINX_PID=$!
     PIDS+=("$NGINX_PID")
 }
@@ -285,7 +311,7 @@ $location
     server {
 $h2_server
 $location
-    }"
+    }" 1
     ROOT_PID[nginx]=$NGINX_PID
     URL_H1[nginx]=http://127.0.0.1:$p1/
     URL_H2[nginx]=http://127.0.0.1:$p2/
@@ -325,7 +351,9 @@ backend origin
 EOF
     haproxy -c -q -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
         { cat "$dir/check.log" >&2; die "haproxy rejects $dir/haproxy.cfg (above)"; }
-    haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
+    local wrap=()
+    read -ra wrap <<<"$(under haproxy)"
+    "${wrap[@]}" haproxy -f "$dir/haproxy.cfg" -db >"$dir/haproxy.log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
     ROOT_PID[haproxy]=$pid
@@ -367,7 +395,9 @@ start_concord() {
         -d "{\"address\":\"127.0.0.1\",\"port\":$ORIGIN_PORT}" \
         "$SERVER_URL/v1/services/origin/instances/o1" || die "PUT of the origin instance failed"
     mkdir -p "$dir"
-    "$CONCORD_BIN" gateway --server "$SERVER_URL" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+    local wrap=()
+    read -ra wrap <<<"$(under concord)"
+    "${wrap[@]}" "$CONCORD_BIN" gateway --server "$SERVER_URL" --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
         --threads 1 --drain-timeout-secs 1 >"$dir/stdout" 2>"$dir/stderr" &
     pid=$!
     PIDS+=("$pid")
@@ -385,7 +415,9 @@ start_concord() {
 start_floor() {
     local dir=$WORK/floor pid
     mkdir -p "$dir"
-    "$BENCH_BIN" hyper-floor --listen 127.0.0.1:0 --upstream "127.0.0.1:$ORIGIN_PORT" \
+    local wrap=()
+    read -ra wrap <<<"$(under floor)"
+    "${wrap[@]}" "$BENCH_BIN" hyper-floor --listen 127.0.0.1:0 --upstream "127.0.0.1:$ORIGIN_PORT" \
         >"$dir/stdout" 2>"$dir/stderr" &
     pid=$!
     PIDS+=("$pid")
@@ -393,6 +425,69 @@ start_floor() {
     listening_url "hyper-floor" "$pid" "$dir" "hyper-floor"
     URL_H1[floor]=$LISTEN_URL
     wait_ok "hyper floor" "$pid" "$LISTEN_URL" "$dir/stderr"
+}
+
+# ---- instruction counts (INSTRUCTIONS=1)
+
+# under TARGET: the command prefix that runs TARGET under callgrind in instruction mode
+# (nothing otherwise); its profile dumps go to WORK/TARGET.callgrind.PID.N.
+under() {
+    if [[ $INSTRUCTIONS == 1 ]]; then
+        echo valgrind --tool=callgrind --callgrind-out-file="$WORK/$1.callgrind.%p"
+    fi
+}
+
+# count_instructions: for each proxy, a warm-up, then callgrind's counters zeroed, a
+# fixed wrk load, and a dump; instructions (user space) ÷ requests served.
+declare -A IR_REQS IR_TOTAL
+count_instructions() {
+    local t pid url out reqs dump total deadline
+    for t in $IR_TARGETS; do
+        pid=${ROOT_PID[$t]}
+        url=${URL_H1[$t]}
+        log "instructions $t: warm-up 2s, then ${IR_SECONDS}s of wrk -t1 -c$IR_CONNS under callgrind"
+        timeout 120 wrk -t1 -c"$IR_CONNS" -d2s "$url" >/dev/null 2>&1 || die "wrk warm-up failed against $t ($url)"
+        callgrind_control -z "$pid" >/dev/null || die "callgrind_control -z failed for $t (pid $pid)"
+        out=$(timeout $((IR_SECONDS + 120)) wrk -t1 -c"$IR_CONNS" -d"${IR_SECONDS}s" "$url" 2>&1) ||
+            die "wrk failed against $t: $out"
+        callgrind_control -d "$pid" >/dev/null || die "callgrind_control -d failed for $t (pid $pid)"
+        echo "===== instructions: $t" >>"$OUT_RAW"
+        echo "$out" >>"$OUT_RAW"
+        reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+        dump=$WORK/$t.callgrind.$pid.1
+        deadline=$((SECONDS + 30))
+        until [[ -s $dump ]] && grep -q '^totals:' "$dump"; do
+            ((SECONDS < deadline)) || die "no callgrind dump for $t at $dump"
+            sleep 0.2
+        done
+        total=$(awk '/^totals:/ {print $2; exit}' "$dump")
+        [[ $reqs =~ ^[0-9]+$ && $reqs -gt 0 && $total =~ ^[0-9]+$ ]] ||
+            die "cannot read the count for $t (requests '$reqs', instructions '$total')"
+        IR_REQS[$t]=$reqs
+        IR_TOTAL[$t]=$total
+        log "instructions $t: $((total / reqs)) per request over $reqs requests"
+    done
+}
+
+report_instructions() {
+    local t per base_nginx base_floor
+    echo "# Gateway benchmark: instructions per request ($STAMP)"
+    echo
+    echo "- concord: $(concord_desc); \`concord gateway --threads 1\` following a \`concord dev\` node"
+    echo "- nginx $NGINX_VERSION (1 worker, \`master_process off\`), haproxy $HAPROXY_VERSION (nbthread 1), wrk $WRK_VERSION, $(valgrind --version)"
+    echo "- method: each proxy runs under valgrind's callgrind in front of the same nginx origin (\`return 200 \"ok\";\`, not under valgrind), HTTP/1.1 kept alive on both sides; after a 2 s warm-up the counters are zeroed, \`wrk -t1 -c$IR_CONNS -d${IR_SECONDS}s\` runs, and the counters are dumped. Figures are user-space instructions executed by the proxy process ÷ requests it served: the kernel's share (about 60% of the time on loopback, the same system calls per request for every proxy here) is not in them, nor are cache misses. They do not vary with the machine's load, so they compare builds where timings are too noisy to."
+    echo
+    echo "| target | requests | instructions per request | ÷ nginx | ÷ floor |"
+    echo "|---|---:|---:|---:|---:|"
+    base_nginx=$((IR_TOTAL[nginx] / IR_REQS[nginx]))
+    base_floor=""
+    if [[ -n ${IR_TOTAL[floor]:-} ]]; then base_floor=$((IR_TOTAL[floor] / IR_REQS[floor])); fi
+    for t in $IR_TARGETS; do
+        per=$((IR_TOTAL[$t] / IR_REQS[$t]))
+        echo "| $t | ${IR_REQS[$t]} | $per | $(calc "$per / $base_nginx" %.2f) | ${base_floor:+$(calc "$per / $base_floor" %.2f)} |"
+    done
+    echo
+    echo "Raw wrk output: \`$(basename "$OUT_RAW")\`."
 }
 
 log "work dir: $WORK"
@@ -572,6 +667,14 @@ run_h2load() {
     alive
     log "h2 round $r $t: $(calc "${RES[$key|rps]}") req/s, p50 ${RES[$key|p50_ms]} ms, p99 ${RES[$key|p99_ms]} ms, target CPU ${RES[$key|proxy_cpu_s]} s"
 }
+
+if [[ $INSTRUCTIONS == 1 ]]; then
+    count_instructions
+    OUT_MD=$RESULTS_DIR/$BENCH_NAME-instructions-$STAMP.md
+    report_instructions | tee "$OUT_MD"
+    log "results: $OUT_MD"
+    exit 0
+fi
 
 for ((r = 1; r <= ROUNDS; r++)); do
     for t in $H1_TARGETS; do run_wrk "$t" "$r"; done
