@@ -53,8 +53,9 @@ impl ConnectionTimer {
     }
 
     /// Whether `deadline` has passed; if not, the task is woken when it does
-    /// (or earlier, when the timer was set for an earlier deadline).
-    fn poll_passed(&self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
+    /// (or earlier, when the timer was set for an earlier deadline). Only
+    /// from the connection's own task, for one request at a time.
+    pub fn poll_passed(&self, deadline: Instant, cx: &mut Context<'_>) -> Poll<()> {
         let mut sleep = self.sleep.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let set = sleep.deadline();

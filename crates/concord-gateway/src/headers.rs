@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use bytes::Bytes;
 use concord_api::gateway::HeaderRules as HeaderRulesSpec;
 use http::header::{self, Entry, HeaderName};
 use http::{HeaderMap, HeaderValue};
@@ -38,38 +39,44 @@ const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
 /// exactly `trailers`.
 ///
 /// Runs on every request and response, so it removes only what is there:
-/// one pass over the names present finds the hop-by-hop ones (usually none
-/// on a request, and `Connection: keep-alive` on a response), and a
-/// `Connection` value that is just `keep-alive` or `close` is not parsed.
+/// one pass over the headers finds the hop-by-hop ones (usually none on a
+/// request, and `Connection: keep-alive` on a response), and `Connection`
+/// is looked at again only when a value is more than `keep-alive` or
+/// `close`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> bool {
     let mut present = [false; HOP_BY_HOP_COUNT];
     let mut any = false;
-    for name in headers.keys() {
+    // Whether some `Connection` value may name other headers.
+    let mut naming = false;
+    for (name, value) in headers.iter() {
         if let Some(i) = hop_by_hop_index(name.as_str()) {
             present[i] = true;
             any = true;
+            naming |= name == header::CONNECTION && !is_plain_connection_option(value.as_bytes());
         }
     }
     if !any {
         return false;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter(|v| !is_plain_connection_option(v.as_bytes()))
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|name| {
-            !name.eq_ignore_ascii_case("close")
-                && !HOP_BY_HOP
-                    .iter()
-                    .any(|h| name.eq_ignore_ascii_case(h.as_str()))
-        })
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if naming {
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter(|v| !is_plain_connection_option(v.as_bytes()))
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|name| {
+                !name.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| name.eq_ignore_ascii_case(h.as_str()))
+            })
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, p)| *p) {
         if name == header::TE {
@@ -195,14 +202,19 @@ pub fn request_id(headers: &mut HeaderMap) -> HeaderValue {
 }
 
 /// 128 random bits as 32 hex digits.
+///
+/// The bytes live in one shared allocation: the id goes upstream and back to
+/// the client, and a clone of a `Bytes` made from a copied slice would
+/// allocate again to become shareable.
 fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::rng().random();
     let mut text = [0u8; 32];
-    for (i, c) in text.iter_mut().enumerate() {
-        *c = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(id.to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
-    HeaderValue::from_bytes(&text).expect("hex is a valid header value")
+    HeaderValue::from_maybe_shared(Bytes::from_owner(text)).expect("hex is a valid header value")
 }
 
 /// A route's compiled `request_headers` / `response_headers`.

@@ -15,7 +15,10 @@
 //! | 504 | `gateway_timeout` | per-try or total timeout |
 //! | 400 | `bad_request` | the client's body could not be read |
 
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -116,10 +119,13 @@ impl Proxy {
         let mut trace = Trace::default();
         let mut response = match &route {
             None => not_routed(&snapshot),
-            Some(route) => {
-                self.route(route, req, client, &request_id, &mut trace)
-                    .await
-            }
+            Some(route) => match self.steer(route, &req, client) {
+                Ok(steer) => {
+                    self.forward(route, req, client, &request_id, steer, &mut trace)
+                        .await
+                }
+                Err(limited) => *limited,
+            },
         };
         drop(snapshot);
         response
@@ -165,21 +171,21 @@ impl Proxy {
         response
     }
 
-    /// Rate limit, then forward within the total deadline.
-    async fn route<'r>(
+    /// Applies the route's rate limit and works out what steers the pick.
+    /// Not an `async fn`: each async layer on this path moves the request
+    /// into its own future.
+    fn steer(
         &self,
-        route: &'r Route,
-        req: Request<Incoming>,
+        route: &Route,
+        req: &Request<Incoming>,
         client: &Downstream,
-        request_id: &HeaderValue,
-        trace: &mut Trace<'r>,
-    ) -> Response<Body> {
+    ) -> Result<Steer, Box<Response<Body>>> {
         let now = Instant::now();
         if let Some(limiter) = &route.rate_limit {
             let key = limiter.key_of(req.headers(), client.peer.ip());
             if let Err(wait) = limiter.check(&key, now) {
                 self.metrics.limited(&route.name);
-                return too_many_requests(&route.name, wait);
+                return Err(Box::new(too_many_requests(&route.name, wait)));
             }
         }
         route.budget.record_request(now);
@@ -187,7 +193,7 @@ impl Proxy {
             route
                 .hash_on
                 .as_ref()
-                .and_then(|h| h.key(&RequestView::of(&req), client.peer.ip()))
+                .and_then(|h| h.key(&RequestView::of(req), client.peer.ip()))
         } else {
             None
         };
@@ -196,13 +202,11 @@ impl Proxy {
             .as_ref()
             .and_then(|s| cookie(req.headers(), &s.cookie))
             .map(str::to_owned);
-        let steer = Steer {
+        Ok(Steer {
             hash,
             sticky,
             arrived: now,
-        };
-        self.forward(route, req, client, request_id, steer, trace)
-            .await
+        })
     }
 
     /// Attempts until one succeeds, retrying is no longer allowed or the
@@ -226,11 +230,23 @@ impl Proxy {
             arrived,
         } = steer;
         let deadline = tokio::time::Instant::from_std(arrived) + route.timeouts.total;
-        let prepared = Outbound::prepare(route, req, client, request_id, deadline).await;
-        let mut out = match prepared {
-            Ok(out) => out,
-            Err(response) => return response,
+        let (mut out, unread) = match Outbound::prepare(route, req, client, request_id, deadline) {
+            Ok(prepared) => prepared,
+            Err(response) => return *response,
         };
+        if let Some(body) = unread {
+            match tokio::time::timeout_at(deadline, body.collect()).await {
+                Ok(Ok(read)) => out.body = ReplayBody::Buffered(read.to_bytes()),
+                Ok(Err(e)) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        "bad_request",
+                        format!("cannot read the request body: {e}"),
+                    );
+                }
+                Err(_) => return total_timeout(route),
+            }
+        }
         let http2 =
             (out.version == Version::HTTP_2).then(|| self.clients.get(route.timeouts.connect));
         let mut avoid: Option<String> = None;
@@ -416,23 +432,27 @@ impl Proxy {
         let try_deadline = out
             .deadline
             .min(tokio::time::Instant::from_std(started) + route.timeouts.per_try);
-        // The send is made inside the call, not held in a local first, so
-        // it takes one slot in this future instead of two.
-        let result = match out.timer {
-            Some(timer) => {
-                timer
-                    .within(
-                        try_deadline,
-                        self.send(route, &endpoint.addr, request, http2),
-                    )
-                    .await
-            }
-            None => tokio::time::timeout_at(
-                try_deadline,
-                self.send(route, &endpoint.addr, request, http2),
-            )
+        // Polled where it is pinned, rather than moved into a timeout
+        // wrapper first: the send future is large, and each move copies it.
+        let result = {
+            let mut send = pin!(self.send(route, &endpoint.addr, request, http2));
+            let timer = out.timer;
+            // HTTP/2 streams, which may run side by side, get a timer each.
+            let mut own: Option<Pin<Box<tokio::time::Sleep>>> = None;
+            poll_fn(|cx| {
+                if let Poll::Ready(sent) = send.as_mut().poll(cx) {
+                    return Poll::Ready(Ok(sent));
+                }
+                let passed = match timer {
+                    Some(timer) => timer.poll_passed(try_deadline, cx),
+                    None => own
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(try_deadline)))
+                        .as_mut()
+                        .poll(cx),
+                };
+                passed.map(|()| Err(TimedOut))
+            })
             .await
-            .map_err(|_| TimedOut),
         };
         let latency = started.elapsed();
         self.metrics
@@ -539,15 +559,16 @@ struct Outbound<'c> {
 }
 
 impl<'c> Outbound<'c> {
-    /// Rewrites the request for the route; buffers a small body when the
-    /// request may be retried. A body that cannot be read answers 400.
-    async fn prepare(
+    /// Rewrites the request for the route. A small body of known size that
+    /// a retry may need comes back unread, for the caller to buffer
+    /// (within the total deadline) into `body`.
+    fn prepare(
         route: &Route,
         mut req: Request<Incoming>,
         client: &'c Downstream,
         request_id: &HeaderValue,
         deadline: tokio::time::Instant,
-    ) -> Result<Outbound<'c>, Response<Body>> {
+    ) -> Result<(Outbound<'c>, Option<Incoming>), Box<Response<Body>>> {
         let upgrading = headers::is_upgrade(req.headers());
         let upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
         // gRPC that came in over HTTP/2 needs HTTP/2 (trailers) upstream;
@@ -570,30 +591,20 @@ impl<'c> Outbound<'c> {
         );
         let replay =
             !upgrading && route.retry.attempts > 0 && route.retry.allows_method(&parts.method);
-        let body = match ReplayBody::new(body, replay, deadline).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(e)) => {
-                return Err(error_response(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    format!("cannot read the request body: {e}"),
-                ));
-            }
-            Err(_) => return Err(total_timeout(route)),
-        };
+        let (body, unread) = ReplayBody::new(body, replay);
         let path_and_query = match (&route.rewrite, parts.uri.path_and_query()) {
             (Rewrite::Keep, Some(kept)) => kept.clone(),
             _ => PathAndQuery::try_from(route.rewrite.apply(parts.uri.path(), parts.uri.query()))
                 .map_err(|e| {
-                error_response(
+                Box::new(error_response(
                     StatusCode::BAD_REQUEST,
                     "bad_request",
                     format!("cannot forward this request target: {e}"),
-                )
+                ))
             })?,
         };
         let copy_headers = version == Version::HTTP_2 || route.retry.retries_after_sending();
-        Ok(Outbound {
+        let out = Outbound {
             deadline,
             timer,
             copy_headers,
@@ -603,7 +614,8 @@ impl<'c> Outbound<'c> {
             headers,
             body,
             upgrade,
-        })
+        };
+        Ok((out, unread))
     }
 
     /// The request for one attempt at `addr`: its URI in origin form for
@@ -842,27 +854,23 @@ enum ReplayBody {
 }
 
 impl ReplayBody {
-    /// Buffers the body when `replay` and its size is known and small (or it
-    /// is empty), reading it by `deadline`; streams it otherwise.
-    async fn new(
-        body: Incoming,
-        replay: bool,
-        deadline: tokio::time::Instant,
-    ) -> Result<Result<Self, hyper::Error>, tokio::time::error::Elapsed> {
+    /// What to do with a request body: kept for replay when `replay` and it
+    /// is empty, or small of known size (then returned unread, to be
+    /// buffered by the caller); streamed otherwise.
+    fn new(body: Incoming, replay: bool) -> (Self, Option<Incoming>) {
         if replay {
             if body.is_end_stream() {
-                return Ok(Ok(ReplayBody::Buffered(Bytes::new())));
+                return (ReplayBody::Buffered(Bytes::new()), None);
             }
             if body
                 .size_hint()
                 .exact()
                 .is_some_and(|n| n <= MAX_REPLAY_BODY)
             {
-                let read = tokio::time::timeout_at(deadline, body.collect()).await?;
-                return Ok(read.map(|c| ReplayBody::Buffered(c.to_bytes())));
+                return (ReplayBody::Buffered(Bytes::new()), Some(body));
             }
         }
-        Ok(Ok(ReplayBody::Once(Some(boxed(body)))))
+        (ReplayBody::Once(Some(boxed(body))), None)
     }
 
     fn take(&mut self) -> Option<Body> {
