@@ -3,12 +3,12 @@
 //! hyper's own header-read timeout reads the clock, allocates a timer and
 //! registers it for every request on every connection. Here each request
 //! bumps two counters on its connection, and one timer per connection looks
-//! at them every [`IdleCheck`] period: a connection with nothing in flight
-//! and no new request for `checks` periods in a row is shut down gracefully
-//! (HTTP/2 gets GOAWAY, idle HTTP/1.1 closes), and dropped one period later
-//! if it still has not closed. That bounds both idle keep-alive connections
-//! and clients that never finish sending a request head (slowloris), to
-//! between `checks` and `checks + 1` periods.
+//! at them every [`IdleCheck`] period (a third of the idle timeout): a
+//! connection with nothing in flight and no new request for three periods in
+//! a row is shut down gracefully (HTTP/2 gets GOAWAY, idle HTTP/1.1 closes),
+//! and dropped one period later if it still has not closed. That bounds both
+//! idle keep-alive connections and clients that never finish sending a
+//! request head (slowloris): closed after between three and four periods.
 
 use std::pin::Pin;
 use std::sync::Arc;

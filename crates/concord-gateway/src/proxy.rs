@@ -131,7 +131,7 @@ impl Proxy {
         response
             .headers_mut()
             .entry(&X_REQUEST_ID)
-            .or_insert(request_id.clone());
+            .or_insert_with(|| request_id.clone());
         let status = response.status().as_u16();
         let (route_name, service) = match (&route, trace.target) {
             (Some(route), Some(target)) => {
