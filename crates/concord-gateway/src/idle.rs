@@ -13,11 +13,11 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::body::{Frame, SizeHint};
+use http_body_util::BodyExt;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::{Body, BoxError};
@@ -73,39 +73,20 @@ impl<T: Tracked> Drop for Busy<T> {
     }
 }
 
-/// A response body that keeps its request in flight until it is dropped,
+/// `body`, keeping its request in flight until the body is sent or dropped,
 /// so a long download or a gRPC stream never counts as idle.
-#[derive(Debug)]
-pub struct Served<T: Tracked> {
+pub fn hold<T>(
     body: Body,
-    _busy: Busy<T>,
-}
-
-impl<T: Tracked> Served<T> {
-    /// `body`, holding `busy` until sent or dropped.
-    pub fn new(body: Body, busy: Busy<T>) -> Self {
-        Served { body, _busy: busy }
-    }
-}
-
-impl<T: Tracked> hyper::body::Body for Served<T> {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
+    busy: Busy<T>,
+) -> impl hyper::body::Body<Data = Bytes, Error = BoxError> + Send + 'static
+where
+    T: Tracked + Send + Sync + 'static,
+{
+    body.map_frame(move |frame| {
+        // Owned by the closure, so dropped with the body.
+        let _busy = &busy;
+        frame
+    })
 }
 
 /// What the connection should do after a check.

@@ -20,7 +20,7 @@ use crate::discovery::Discovery;
 use crate::drain::Drain;
 use crate::error::GatewayError;
 use crate::headers::Peer;
-use crate::idle::{Activity, Busy, IdleCheck, Served, Tracked};
+use crate::idle::{self, Activity, Busy, IdleCheck, Tracked};
 use crate::metrics::{ConnectionGuard, Metrics};
 use crate::proxy::{Downstream, Proxy};
 use crate::state::Shared;
@@ -190,7 +190,7 @@ async fn serve(
             async move {
                 let conn = busy.owner();
                 let response = conn.proxy.handle(req, &conn.client).await;
-                Ok::<_, Infallible>(response.map(|body| Served::new(body, busy)))
+                Ok::<_, Infallible>(response.map(|body| idle::hold(body, busy)))
             }
         });
         let conn = builder

@@ -1,7 +1,8 @@
 use std::convert::Infallible;
 use std::future::poll_fn;
+use std::task::Poll;
 
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -100,7 +101,7 @@ async fn server(timeout: Duration, release: Arc<Notify>) -> String {
                         .header("transfer-encoding", "chunked")
                         .body(body)
                         .unwrap();
-                    Ok::<_, Infallible>(response.map(|b| Served::new(b, busy)))
+                    Ok::<_, Infallible>(response.map(|b| hold(b, busy)))
                 }
             });
             let conn = auto::Builder::new(TokioExecutor::new())
