@@ -26,39 +26,34 @@ async fn a_future_that_finishes_in_time_is_not_cut() {
     assert_eq!(out, Ok(7));
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_timer_left_at_an_earlier_deadline_moves_to_the_next_one() {
+/// A first request with deadline t0 + `first` that answers at t0 + 1 s,
+/// then a second one that never answers, with deadline t0 + `second`: it
+/// must time out exactly at its own deadline.
+async fn second_times_out_at_its_deadline(first: u64, second: u64) {
     let timer = ConnectionTimer::default();
     let t0 = Instant::now();
-    // The first request sets the timer to t0 + 5 s and answers at t0 + 1 s.
-    let first = timer
+    let answered = timer
         .within(
-            t0 + Duration::from_secs(5),
+            t0 + Duration::from_secs(first),
             tokio::time::sleep(Duration::from_secs(1)),
         )
         .await;
-    assert_eq!(first, Ok(()));
-    // The second one's deadline is later: the timer fires at t0 + 5 s,
-    // which must not cut it, and then at its own deadline.
-    let second = t0 + Duration::from_secs(6);
+    assert_eq!(answered, Ok(()));
+    let second = t0 + Duration::from_secs(second);
     assert_eq!(timer.within(second, pending::<()>()).await, Err(TimedOut));
     assert_now(second);
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_timer_left_at_an_earlier_deadline_moves_to_the_next_one() {
+    // The timer stays at t0 + 5 s and fires there, which must not cut the
+    // second request.
+    second_times_out_at_its_deadline(5, 6).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_earlier_deadline_moves_the_timer_forward() {
-    let timer = ConnectionTimer::default();
-    let t0 = Instant::now();
-    let first = timer
-        .within(
-            t0 + Duration::from_secs(10),
-            tokio::time::sleep(Duration::from_secs(1)),
-        )
-        .await;
-    assert_eq!(first, Ok(()));
-    let second = t0 + Duration::from_secs(3);
-    assert_eq!(timer.within(second, pending::<()>()).await, Err(TimedOut));
-    assert_now(second);
+    second_times_out_at_its_deadline(10, 3).await;
 }
 
 #[tokio::test(start_paused = true)]
