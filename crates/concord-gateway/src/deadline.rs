@@ -10,7 +10,6 @@
 //! period. HTTP/2 streams run concurrently on their own tasks, so they keep
 //! one tokio timeout each.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -42,16 +41,6 @@ impl Default for ConnectionTimer {
 }
 
 impl ConnectionTimer {
-    /// Runs `future` until `deadline`. Only for futures polled by the
-    /// connection's own task, one at a time.
-    pub fn within<F: Future>(&self, deadline: Instant, future: F) -> Within<'_, F> {
-        Within {
-            future,
-            deadline,
-            timer: self,
-        }
-    }
-
     /// Whether `deadline` has passed; if not, the task is woken when it does
     /// (or earlier, when the timer was set for an earlier deadline). Only
     /// from the connection's own task, for one request at a time.
@@ -70,31 +59,6 @@ impl ConnectionTimer {
                 Poll::Ready(()) => sleep.as_mut().reset(deadline),
             }
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A future run until a deadline on a [`ConnectionTimer`].
-    #[derive(Debug)]
-    pub struct Within<'t, F> {
-        #[pin]
-        future: F,
-        deadline: Instant,
-        timer: &'t ConnectionTimer,
-    }
-}
-
-impl<F: Future> Future for Within<'_, F> {
-    type Output = Result<F::Output, TimedOut>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        if let Poll::Ready(out) = this.future.poll(cx) {
-            return Poll::Ready(Ok(out));
-        }
-        this.timer
-            .poll_passed(*this.deadline, cx)
-            .map(|()| Err(TimedOut))
     }
 }
 
