@@ -15,7 +15,8 @@
 //!    when the route has one ([`circuit_breaker`]), skipping endpoints its
 //!    outlier detection has ejected ([`outlier`]) and keeping clients with a
 //!    sticky cookie on their endpoint ([`sticky`]). HTTP/1.1 goes over the
-//!    gateway's own keep-alive [`pool`], gRPC over h2c through [`client`].
+//!    gateway's own keep-alive [`pool`] of its own client connections
+//!    ([`h1`]), gRPC over h2c through [`client`].
 //! 3. [`discovery`] runs in the background: it lists routes and follows the
 //!    route watch, and for every target a route uses it follows that service's
 //!    watch and re-reads its passing instances into the balancers
@@ -38,6 +39,7 @@ pub mod deadline;
 pub mod discovery;
 pub mod drain;
 pub mod error;
+pub mod h1;
 pub mod headers;
 pub mod idle;
 pub mod matching;
@@ -49,6 +51,7 @@ pub mod rate_limit;
 pub mod retry;
 pub mod route;
 pub mod server;
+pub mod socket;
 pub mod state;
 pub mod sticky;
 pub mod upstream;

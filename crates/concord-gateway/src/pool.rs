@@ -5,9 +5,12 @@
 //! builds a pool key from the URI, checks a connection out through a
 //! waiter queue, and spawns a task that waits for the connection to go idle
 //! before putting it back. This pool is a map from address to a stack of
-//! idle senders (one lookup per request; the stack's handle travels with
-//! the response), and a connection goes back when its response body ends,
-//! on the task that read it, with no extra task.
+//! idle connections (one lookup per request; the stack's handle travels
+//! with the response), and a connection goes back when its response body
+//! ends, on the task that read it, with no extra task. The connections are
+//! the gateway's own ([`crate::h1`]), driven by the requests they carry.
+//! A connection is checked for a close (or stray bytes) from its endpoint
+//! when it is taken and when the sweeper passes.
 //!
 //! Rules it keeps, which the proxy relies on:
 //! - A connection idle longer than the idle timeout is never reused, and a
@@ -16,8 +19,11 @@
 //! - A request that a reused connection failed to send before writing any
 //!   byte is sent again on another connection: that is always safe, whatever
 //!   the method.
-//! - A connection goes back only after its whole response was read; a body
-//!   dropped early, an error, an upgrade or a `Connection: close` ends it.
+//! - A connection goes back only after its whole response was read, and
+//!   nothing past it; a body dropped early, an error, an upgrade, a body
+//!   delimited by the close, or a `Connection: close` ends it. A small body
+//!   read with the head is answered whole and its connection goes back at
+//!   once.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -28,12 +34,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::net::TcpStream;
 
-use crate::body::{Body, boxed};
+use crate::body::{Body, boxed, empty};
+use crate::h1::{self, Conn, Framing};
 
 /// Idle connections kept per address at most; more are closed when they
 /// finish.
@@ -48,7 +53,7 @@ pub enum SendError {
     /// The connection failed while the request was under way or before the
     /// response head arrived; the endpoint may have seen the request.
     #[error("connection lost: {0}")]
-    Lost(hyper::Error),
+    Lost(h1::Error),
 }
 
 /// The pool; cheap to clone, shared by every request.
@@ -84,7 +89,7 @@ impl Stack {
 
 #[derive(Debug)]
 struct Idle {
-    sender: SendRequest<Body>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -132,25 +137,20 @@ impl Http1Pool {
                 Err(_) => false,
             };
         let stack = self.inner.stack(addr);
-        while let Some(mut sender) = self.checkout(&stack) {
-            if sender.ready().await.is_err() {
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(response) => return Ok(track(stack, sender, response)),
-                Err(mut failed) => match failed.take_message() {
-                    // Not a byte was written: the connection had closed
-                    // under us. Any request may go again.
-                    Some(unsent) => req = unsent,
-                    None => return Err((SendError::Lost(failed.into_error()), None)),
-                },
+        while let Some(mut conn) = self.checkout(&stack) {
+            match conn.exchange(&mut req).await {
+                Ok(head) => return Ok(track(stack, conn, head)),
+                // Not a byte was written: the connection had closed under
+                // us. Any request may go again.
+                Err(h1::Failed { sent: false, .. }) => {}
+                Err(h1::Failed { error, .. }) => return Err((SendError::Lost(error), None)),
             }
         }
         // Boxed: connecting is rare and its future is large; inline, it
         // would make every request's future (moved on each call) that much
         // bigger.
-        let mut sender = match Box::pin(self.connect(addr, connect_timeout)).await {
-            Ok(sender) => sender,
+        let mut conn = match Box::pin(self.connect(addr, connect_timeout)).await {
+            Ok(conn) => conn,
             Err(e) => {
                 if added_host {
                     req.headers_mut().remove(header::HOST);
@@ -158,11 +158,10 @@ impl Http1Pool {
                 return Err((e, Some(req)));
             }
         };
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|e| (SendError::Lost(e), None))?;
-        Ok(track(stack, sender, response))
+        match conn.exchange(&mut req).await {
+            Ok(head) => Ok(track(stack, conn, head)),
+            Err(failed) => Err((SendError::Lost(failed.error), None)),
+        }
     }
 
     /// Idle connections to `addr` (tests watch the pool through it).
@@ -174,24 +173,20 @@ impl Http1Pool {
     }
 
     /// The freshest idle, open, unexpired connection in `stack`.
-    fn checkout(&self, stack: &Stack) -> Option<SendRequest<Body>> {
+    fn checkout(&self, stack: &Stack) -> Option<Conn> {
         let now = Instant::now();
         let mut idle = stack.lock();
-        while let Some(entry) = idle.pop() {
-            if !entry.sender.is_closed()
-                && now.duration_since(entry.since) < self.inner.idle_timeout
+        while let Some(mut entry) = idle.pop() {
+            if now.duration_since(entry.since) < self.inner.idle_timeout
+                && entry.conn.is_idle_usable()
             {
-                return Some(entry.sender);
+                return Some(entry.conn);
             }
         }
         None
     }
 
-    async fn connect(
-        &self,
-        addr: &str,
-        connect_timeout: Duration,
-    ) -> Result<SendRequest<Body>, SendError> {
+    async fn connect(&self, addr: &str, connect_timeout: Duration) -> Result<Conn, SendError> {
         let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(SendError::Connect(e)),
@@ -203,17 +198,8 @@ impl Http1Pool {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::Connect(std::io::Error::other(e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!("upstream connection ended: {e}");
-            }
-        });
         self.start_sweeper();
-        Ok(sender)
+        Ok(Conn::new(stream))
     }
 
     /// Starts the task that closes expired idle connections, once.
@@ -262,8 +248,8 @@ impl Inner {
         let mut addrs = self.addrs.write().unwrap_or_else(PoisonError::into_inner);
         addrs.retain(|_, stack| {
             let mut idle = stack.lock();
-            idle.retain(|e| {
-                !e.sender.is_closed() && now.duration_since(e.since) < self.idle_timeout
+            idle.retain_mut(|e| {
+                now.duration_since(e.since) < self.idle_timeout && e.conn.is_idle_usable()
             });
             !idle.is_empty() || Arc::strong_count(stack) > 1
         });
@@ -271,97 +257,112 @@ impl Inner {
 }
 
 /// The response, with its connection going back to `stack` once the body
-/// has been read to the end.
-fn track(
-    stack: Arc<Stack>,
-    sender: SendRequest<Body>,
-    response: Response<Incoming>,
-) -> Response<Body> {
-    let reusable =
-        response.status() != StatusCode::SWITCHING_PROTOCOLS && !closes(response.headers());
-    let (parts, body) = response.into_parts();
-    let mut giveback = reusable.then_some(GiveBack { stack, sender });
-    if body.is_end_stream() {
-        if let Some(g) = giveback.take() {
-            g.give();
-        }
-        return Response::from_parts(parts, boxed(body));
+/// has been read to the end. A small body read with the head comes whole,
+/// and its connection goes back at once; a `101` carries the connection
+/// away as a [`h1::Tunnel`].
+fn track(stack: Arc<Stack>, mut conn: Conn, head: h1::Head) -> Response<Body> {
+    let h1::Head {
+        response,
+        framing,
+        keep_alive,
+    } = head;
+    let (mut parts, ()) = response.into_parts();
+    if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        parts.extensions.insert(conn.into_tunnel());
+        return Response::from_parts(parts, empty());
     }
-    Response::from_parts(parts, boxed(PooledBody { body, giveback }))
-}
-
-/// Whether the endpoint said it will close the connection after this
-/// response.
-fn closes(headers: &http::HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().any(|v| {
-        // The common single values first, without splitting.
-        match v.as_bytes() {
-            b if b.eq_ignore_ascii_case(b"keep-alive") => false,
-            b if b.eq_ignore_ascii_case(b"close") => true,
-            _ => v
-                .to_str()
-                .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))),
+    let giveback = keep_alive.then_some(GiveBack { stack });
+    if let Framing::Length(n) = framing
+        && conn.buffered() as u64 >= n
+    {
+        let body = crate::body::full(conn.take_buffered(n));
+        if let Some(g) = giveback {
+            g.give(conn);
         }
-    })
+        return Response::from_parts(parts, body);
+    }
+    if framing.is_done() {
+        if let Some(g) = giveback {
+            g.give(conn);
+        }
+        return Response::from_parts(parts, empty());
+    }
+    let body = PooledBody {
+        conn: Some(conn),
+        framing,
+        giveback,
+    };
+    Response::from_parts(parts, boxed(body))
 }
 
 /// A connection on its way back to the pool. Once the pool is gone, its
 /// stacks are held only by these and go (closing what they hold) with them.
 struct GiveBack {
     stack: Arc<Stack>,
-    sender: SendRequest<Body>,
 }
 
 impl GiveBack {
-    fn give(self) {
-        if self.sender.is_closed() {
+    /// Pools `conn` unless bytes beyond the response came with it.
+    fn give(self, conn: Conn) {
+        if !conn.is_drained() {
             return;
         }
         let mut idle = self.stack.lock();
         if idle.len() < MAX_IDLE_PER_ADDR {
             idle.push(Idle {
-                sender: self.sender,
+                conn,
                 since: Instant::now(),
             });
         }
     }
 }
 
-/// A response body that returns its connection at its end.
+/// A response body read off its connection, which goes back at the end.
 struct PooledBody {
-    body: Incoming,
+    conn: Option<Conn>,
+    framing: Framing,
     giveback: Option<GiveBack>,
 }
 
 impl HttpBody for PooledBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = h1::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+    ) -> Poll<Option<Result<Frame<Bytes>, h1::Error>>> {
+        let this = &mut *self;
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = ready!(conn.poll_body(&mut this.framing, cx));
         match &frame {
-            Some(Ok(_)) if !self.body.is_end_stream() => {}
+            Some(Ok(_)) if !this.framing.is_done() => {}
             // The end (or the last frame): the connection is free again.
             None | Some(Ok(_)) => {
-                if let Some(g) = self.giveback.take() {
-                    g.give();
+                if let (Some(g), Some(conn)) = (this.giveback.take(), this.conn.take()) {
+                    g.give(conn);
                 }
             }
             // A broken body leaves the connection in an unknown state.
-            Some(Err(_)) => self.giveback = None,
+            Some(Err(_)) => {
+                this.giveback = None;
+                this.conn = None;
+            }
         }
         Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        self.conn.is_none() || self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
     }
 }
 

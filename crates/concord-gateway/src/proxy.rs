@@ -37,6 +37,7 @@ use crate::circuit_breaker::{Permit, Refused};
 use crate::client::{ClientCache, HttpClient};
 use crate::deadline::{ConnectionTimer, TimedOut};
 use crate::error::error_response;
+use crate::h1::Tunnel;
 use crate::headers::{self, Peer, X_REQUEST_ID};
 use crate::matching::RequestView;
 use crate::metrics::Metrics;
@@ -696,8 +697,8 @@ fn upstream_headers(
 fn respond(route: &Route, resp: &mut Response<Body>, downstream_upgrade: Option<OnUpgrade>) {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS
         && let Some(downstream) = downstream_upgrade
+        && let Some(upstream) = resp.extensions_mut().remove::<Tunnel>()
     {
-        let upstream = hyper::upgrade::on(&mut *resp);
         tokio::spawn(tunnel(downstream, upstream));
         route.response_headers.apply(resp.headers_mut());
         return;
@@ -707,17 +708,25 @@ fn respond(route: &Route, resp: &mut Response<Body>, downstream_upgrade: Option<
     *resp.version_mut() = Version::HTTP_11;
 }
 
-/// Copies bytes both ways between an upgraded client and endpoint.
-async fn tunnel(downstream: OnUpgrade, upstream: OnUpgrade) {
-    let (down, up) = match tokio::try_join!(downstream, upstream) {
-        Ok(pair) => pair,
+/// Copies bytes both ways between an upgraded client and endpoint, starting
+/// with what the endpoint sent right after its `101`.
+async fn tunnel(downstream: OnUpgrade, upstream: Tunnel) {
+    let Some((mut up, early)) = upstream.take() else {
+        return;
+    };
+    let mut down = match downstream.await {
+        Ok(down) => TokioIo::new(down),
         Err(e) => {
             tracing::debug!("upgrade failed: {e}");
             return;
         }
     };
-    let mut down = TokioIo::new(down);
-    let mut up = TokioIo::new(up);
+    if !early.is_empty()
+        && let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut down, &early).await
+    {
+        tracing::debug!("upgraded connection ended: {e}");
+        return;
+    }
     if let Err(e) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
         tracing::debug!("upgraded connection ended: {e}");
     }

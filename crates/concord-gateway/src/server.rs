@@ -8,7 +8,7 @@ use std::time::Duration;
 use concord_client::Client;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,6 +23,7 @@ use crate::headers::Peer;
 use crate::idle::{self, Activity, Busy, IdleCheck, Tracked};
 use crate::metrics::{ConnectionGuard, Metrics};
 use crate::proxy::{Downstream, Proxy};
+use crate::socket::ClientSocket;
 use crate::state::Shared;
 use crate::upstream::Upstreams;
 
@@ -194,7 +195,7 @@ async fn serve(
             }
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(ClientSocket::new(stream), service)
             .into_owned();
         let conn = drain
             .watch(conn)

@@ -24,6 +24,10 @@ enum Mode {
     /// `200 ok`, then closes the connection 100 ms later, while it is idle
     /// in the pool.
     IdleClose,
+    /// The host, chunked, one write per chunk; connection kept.
+    Chunked,
+    /// The host, then bytes nobody asked for; connection kept.
+    Stray,
 }
 
 /// A raw HTTP/1.1 backend: counts connections, echoes the `Host` it got as
@@ -63,6 +67,28 @@ async fn backend(mode: Mode) -> Backend {
                         ),
                         Mode::Close => format!(
                             "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{host}",
+                            host.len()
+                        ),
+                        Mode::Chunked => {
+                            let head = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n";
+                            if stream.write_all(head.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            for part in host.as_bytes().chunks(2) {
+                                let chunk = format!(
+                                    "{:x}\r\n{}\r\n",
+                                    part.len(),
+                                    String::from_utf8_lossy(part)
+                                );
+                                if stream.write_all(chunk.as_bytes()).await.is_err() {
+                                    return;
+                                }
+                                tokio::task::yield_now().await;
+                            }
+                            "0\r\n\r\n".to_owned()
+                        }
+                        Mode::Stray => format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{host}HTTP/1.1 200 OK\r\n",
                             host.len()
                         ),
                         Mode::Large => format!(
@@ -291,5 +317,32 @@ async fn a_connection_the_backend_closed_while_idle_is_not_used() {
     .expect("the request waited on a closed connection")
     .unwrap();
     assert_eq!(text(response).await, "h");
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_chunked_response_streams_and_its_connection_comes_back() {
+    let b = backend(Mode::Chunked).await;
+    let pool = Http1Pool::new(Duration::from_secs(30));
+    for _ in 0..3 {
+        let response = pool
+            .send(&b.addr, get(Some("chunked-host")), CONNECT)
+            .await
+            .unwrap();
+        assert_eq!(text(response).await, "chunked-host");
+    }
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(pool.idle_count(&b.addr), 1);
+}
+
+#[tokio::test]
+async fn a_connection_with_bytes_past_its_response_is_not_pooled() {
+    let b = backend(Mode::Stray).await;
+    let pool = Http1Pool::new(Duration::from_secs(30));
+    for _ in 0..2 {
+        let response = pool.send(&b.addr, get(Some("h")), CONNECT).await.unwrap();
+        assert_eq!(text(response).await, "h");
+        assert_eq!(pool.idle_count(&b.addr), 0);
+    }
     assert_eq!(b.accepted.load(Ordering::SeqCst), 2);
 }

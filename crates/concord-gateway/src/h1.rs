@@ -1,0 +1,497 @@
+//! The gateway's HTTP/1.1 client connection, driven by the request it
+//! carries rather than by a task of its own.
+//!
+//! hyper's client runs each connection as a separate task: a request goes
+//! to it through a channel, the response head comes back through a oneshot
+//! and the body through another channel, so every proxied request wakes two
+//! tasks back and forth. Under callgrind on the gateway benchmark that task
+//! was about 12,000 of the 21,500 instructions a request costs a bare hyper
+//! proxy. Here the request's own future writes the request and reads the
+//! response head, and the response body reads the rest from the socket when
+//! the server side polls it. Parsing is httparse's, which hyper uses too.
+//!
+//! What it keeps of RFC 9112:
+//! - the response body is framed by `Transfer-Encoding` (chunked when that
+//!   is the last coding, else until close), then `Content-Length` (several
+//!   values must agree), else until close; `HEAD`, 1xx, 204 and 304 have
+//!   none;
+//! - interim 1xx responses other than `101` are skipped;
+//! - a `101` to an upgrade request hands the socket, and any bytes already
+//!   read past the head, to a [`Tunnel`];
+//! - a response head is at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`]
+//!   fields;
+//! - a request body of unknown length goes chunked, trailers included;
+//!   `Content-Length` and `Transfer-Encoding` are always the client's own.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use hyper::body::Body as _;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::body::{Body, BoxError};
+use crate::socket;
+
+mod body;
+
+pub use body::Framing;
+
+/// Largest response head (status line and fields) accepted.
+pub const MAX_HEAD: usize = 64 * 1024;
+/// Most header fields accepted in a response head (hyper's limit too).
+pub const MAX_HEADERS: usize = 100;
+/// Free space made in the read buffer before a read. Small answers share
+/// one buffer: the next read goes after the last answer's bytes, which
+/// their `Bytes` slices still hold, until less than [`MIN_READ`] is left.
+const READ_CHUNK: usize = 8 * 1024;
+const MIN_READ: usize = 1024;
+/// Request bodies up to this size go in the same write as the head.
+const COALESCE: usize = 16 * 1024;
+
+/// Why an exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The socket failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The endpoint closed the connection before the response was complete.
+    #[error("connection closed before the response was complete")]
+    Closed,
+    /// The endpoint's response broke HTTP/1.1.
+    #[error("invalid response: {0}")]
+    Invalid(&'static str),
+    /// The request body the client sent failed while being forwarded.
+    #[error("request body: {0}")]
+    RequestBody(BoxError),
+}
+
+/// A failed exchange, and whether any byte of the request had left. A
+/// request of which nothing left may go again on another connection,
+/// whatever its method.
+#[derive(Debug)]
+pub struct Failed {
+    /// What went wrong.
+    pub error: Error,
+    /// Whether the endpoint may have seen (part of) the request.
+    pub sent: bool,
+}
+
+/// One keep-alive connection to an endpoint.
+#[derive(Debug)]
+pub struct Conn {
+    io: TcpStream,
+    /// Bytes read and not yet consumed.
+    buf: BytesMut,
+    /// The request head being written; kept for its capacity.
+    out: Vec<u8>,
+}
+
+/// A response head, with how its body is framed.
+#[derive(Debug)]
+pub struct Head {
+    /// Status, version and headers; the body comes separately.
+    pub response: Response<()>,
+    /// How the body is delimited.
+    pub framing: Framing,
+    /// Whether the connection can carry another request once the body is
+    /// read.
+    pub keep_alive: bool,
+}
+
+/// The endpoint's side of an upgraded connection: its socket and what was
+/// read past the `101` head. Carried to [`crate::proxy`] as a response
+/// extension, which must be `Clone`, hence the shared slot.
+#[derive(Clone, Debug)]
+pub struct Tunnel(Arc<Mutex<Option<(TcpStream, Bytes)>>>);
+
+impl Tunnel {
+    /// The socket and the bytes already read from it, once.
+    pub fn take(&self) -> Option<(TcpStream, Bytes)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl Conn {
+    /// A connection over an open socket.
+    pub fn new(io: TcpStream) -> Self {
+        Conn {
+            io,
+            buf: BytesMut::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Whether an idle connection can take a request: the endpoint has not
+    /// closed it, nor sent anything unasked.
+    ///
+    /// The reactor flags the socket readable when anything arrives; a flag
+    /// left by a read that filled the buffer costs one read that would
+    /// block.
+    pub fn is_idle_usable(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        match self.io.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+
+    /// Writes `req` and reads the response head. The request's body is
+    /// taken only once its head has gone; when nothing could be written the
+    /// request is left as it was.
+    pub async fn exchange(&mut self, req: &mut Request<Body>) -> Result<Head, Failed> {
+        let upgrading = req.headers().contains_key(header::UPGRADE);
+        let mut sent = false;
+        if let Err(error) = self.write_request(req, &mut sent).await {
+            return Err(Failed { error, sent });
+        }
+        self.read_head(req.method(), upgrading)
+            .await
+            .map_err(|error| Failed { error, sent: true })
+    }
+
+    async fn write_request(
+        &mut self,
+        req: &mut Request<Body>,
+        sent: &mut bool,
+    ) -> Result<(), Error> {
+        let length = match req.body() {
+            body if body.is_end_stream() => Some(0),
+            body => body.size_hint().exact(),
+        };
+        encode_head(&mut self.out, req, length);
+        let inline = match req.body() {
+            Body::Full(Some(bytes)) if bytes.len() <= COALESCE => {
+                self.out.extend_from_slice(bytes);
+                true
+            }
+            _ => false,
+        };
+        write_all(&mut self.io, &self.out, sent).await?;
+        if inline {
+            return Ok(());
+        }
+        match req.body_mut() {
+            Body::Full(None) => Ok(()),
+            Body::Full(Some(bytes)) => Ok(write_all(&mut self.io, bytes, sent).await?),
+            body @ Body::Stream(_) => {
+                let body = std::mem::replace(body, crate::body::empty());
+                self.stream_body(body, length, sent).await
+            }
+        }
+    }
+
+    /// Forwards a streamed body: chunked when its length is unknown, else
+    /// exactly as long as it said it would be.
+    async fn stream_body(
+        &mut self,
+        mut body: Body,
+        length: Option<u64>,
+        sent: &mut bool,
+    ) -> Result<(), Error> {
+        let mut left = length;
+        let mut trailers = None;
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            let frame = frame.map_err(Error::RequestBody)?;
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    continue;
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            match &mut left {
+                Some(left) => {
+                    *left = left.checked_sub(data.len() as u64).ok_or_else(|| {
+                        Error::RequestBody("the body is longer than its Content-Length".into())
+                    })?;
+                    write_all(&mut self.io, &data, sent).await?;
+                }
+                None => {
+                    self.out.clear();
+                    self.out
+                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                    let small = data.len() <= COALESCE;
+                    if small {
+                        self.out.extend_from_slice(&data);
+                        self.out.extend_from_slice(b"\r\n");
+                    }
+                    write_all(&mut self.io, &self.out, sent).await?;
+                    if !small {
+                        write_all(&mut self.io, &data, sent).await?;
+                        write_all(&mut self.io, b"\r\n", sent).await?;
+                    }
+                }
+            }
+        }
+        match left {
+            Some(0) => Ok(()),
+            Some(_) => Err(Error::RequestBody(
+                "the body ended before its Content-Length".into(),
+            )),
+            None => {
+                self.out.clear();
+                self.out.extend_from_slice(b"0\r\n");
+                for (name, value) in trailers.iter().flatten() {
+                    push_field(&mut self.out, name, value);
+                }
+                self.out.extend_from_slice(b"\r\n");
+                Ok(write_all(&mut self.io, &self.out, sent).await?)
+            }
+        }
+    }
+
+    /// Reads until a final response head, skipping interim ones.
+    async fn read_head(&mut self, method: &Method, upgrading: bool) -> Result<Head, Error> {
+        loop {
+            if let Some(head) = self.parse_head(method, upgrading)? {
+                return Ok(head);
+            }
+            if self.buf.len() >= MAX_HEAD {
+                return Err(Error::Invalid("response head too large"));
+            }
+            if std::future::poll_fn(|cx| self.poll_fill(cx)).await? == 0 {
+                return Err(Error::Closed);
+            }
+        }
+    }
+
+    /// A final response head from the buffer, or `None` when more bytes are
+    /// needed (an interim head is consumed on the way).
+    fn parse_head(&mut self, method: &Method, upgrading: bool) -> Result<Option<Head>, Error> {
+        let mut fields = [Field::default(); MAX_HEADERS];
+        loop {
+            let Some((len, status, version, count)) = parse(&self.buf, &mut fields)? else {
+                return Ok(None);
+            };
+            let head = self.buf.split_to(len).freeze();
+            if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+                continue;
+            }
+            let mut headers = HeaderMap::with_capacity(count);
+            for f in &fields[..count] {
+                let name = HeaderName::from_bytes(&head[f.name()])
+                    .map_err(|_| Error::Invalid("bad header name"))?;
+                let value = HeaderValue::from_maybe_shared(head.slice(f.value()))
+                    .map_err(|_| Error::Invalid("bad header value"))?;
+                headers.append(name, value);
+            }
+            if status == StatusCode::SWITCHING_PROTOCOLS && !upgrading {
+                return Err(Error::Invalid("101 to a request that asked no upgrade"));
+            }
+            let (framing, framed_for_reuse) = body::framing(method, status, &headers)?;
+            let keep_alive = framed_for_reuse && persists(version, &headers);
+            let mut response = Response::new(());
+            *response.status_mut() = status;
+            *response.version_mut() = version;
+            *response.headers_mut() = headers;
+            return Ok(Some(Head {
+                response,
+                framing,
+                keep_alive,
+            }));
+        }
+    }
+
+    /// Reads what the socket has into the buffer; `0` at its end. A read
+    /// that leaves room drops the socket's readable flag
+    /// ([`crate::socket`]), so an idle connection is checked without a read.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            self.buf.reserve(READ_CHUNK);
+        }
+        let room = self.buf.capacity() - self.buf.len();
+        let (io, buf) = (&self.io, &mut self.buf);
+        socket::poll_read_with(io, cx, room, || io.try_read_buf(buf))
+    }
+
+    /// The socket and the bytes read past the `101` head, for the tunnel.
+    pub fn into_tunnel(self) -> Tunnel {
+        Tunnel(Arc::new(Mutex::new(Some((self.io, self.buf.freeze())))))
+    }
+
+    /// Whether every byte read has been consumed, so the next request's
+    /// response starts clean.
+    pub fn is_drained(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// How many bytes are read and not yet consumed.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Takes up to `max` of the bytes read and not yet consumed.
+    pub fn take_buffered(&mut self, max: u64) -> Bytes {
+        let n = usize::try_from(max).map_or(self.buf.len(), |max| max.min(self.buf.len()));
+        self.buf.split_to(n).freeze()
+    }
+}
+
+/// Where a header field's name and value sit in a parsed head: httparse
+/// borrows the buffer, which is split off only after parsing.
+#[derive(Clone, Copy, Default)]
+struct Field {
+    name: (u32, u32),
+    value: (u32, u32),
+}
+
+impl Field {
+    fn name(self) -> std::ops::Range<usize> {
+        self.name.0 as usize..self.name.1 as usize
+    }
+
+    fn value(self) -> std::ops::Range<usize> {
+        self.value.0 as usize..self.value.1 as usize
+    }
+}
+
+/// A parsed head: its length, status, version and number of fields.
+type Parsed = (usize, StatusCode, Version, usize);
+
+/// Parses a response head at the start of `buf`, its fields' positions
+/// into `fields`.
+fn parse(buf: &[u8], fields: &mut [Field; MAX_HEADERS]) -> Result<Option<Parsed>, Error> {
+    if buf.len() > u32::MAX as usize {
+        return Err(Error::Invalid("response head too large"));
+    }
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut res, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(Error::Invalid("more than 100 header fields"));
+        }
+        Err(_) => return Err(Error::Invalid("malformed response head")),
+    };
+    let status = res
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or(Error::Invalid("bad status code"))?;
+    let version = match res.version {
+        Some(0) => Version::HTTP_10,
+        _ => Version::HTTP_11,
+    };
+    let base = buf.as_ptr() as usize;
+    // Within `buf`, whose length fits in a u32 (checked above).
+    let at = |s: &[u8]| {
+        let start = (s.as_ptr() as usize - base) as u32;
+        (start, start + s.len() as u32)
+    };
+    for (slot, h) in fields.iter_mut().zip(res.headers.iter()) {
+        *slot = Field {
+            name: at(h.name.as_bytes()),
+            value: at(h.value),
+        };
+    }
+    Ok(Some((len, status, version, res.headers.len())))
+}
+
+/// Whether the endpoint keeps the connection open after this response:
+/// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `keep-alive`.
+fn persists(version: Version, headers: &HeaderMap) -> bool {
+    let has = |token: &str| {
+        headers.get_all(header::CONNECTION).iter().any(|v| {
+            v.as_bytes().eq_ignore_ascii_case(token.as_bytes())
+                || v.to_str()
+                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        })
+    };
+    if version == Version::HTTP_10 {
+        has("keep-alive")
+    } else {
+        !has("close")
+    }
+}
+
+/// The request line and fields into `out`. `Content-Length` and
+/// `Transfer-Encoding` follow the body (`length`, `None` for unknown); an
+/// empty body gets `Content-Length: 0` only where a body is expected.
+fn encode_head(out: &mut Vec<u8>, req: &Request<Body>, length: Option<u64>) {
+    out.clear();
+    out.extend_from_slice(req.method().as_str().as_bytes());
+    out.push(b' ');
+    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut had_length = false;
+    for (name, value) in req.headers() {
+        if name == header::CONTENT_LENGTH {
+            had_length = true;
+            continue;
+        }
+        if name == header::TRANSFER_ENCODING {
+            continue;
+        }
+        push_field(out, name, value);
+    }
+    match length {
+        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Some(0)
+            if !had_length
+                && !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) => {}
+        Some(n) => {
+            out.extend_from_slice(b"content-length: ");
+            push_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Writes all of `buf`; `sent` turns true once any byte has left.
+async fn write_all(io: &mut TcpStream, mut buf: &[u8], sent: &mut bool) -> io::Result<()> {
+    while !buf.is_empty() {
+        let n = io.write(buf).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        *sent = true;
+        buf = &buf[n..];
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
