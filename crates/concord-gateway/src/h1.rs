@@ -40,6 +40,7 @@ use crate::socket;
 
 mod body;
 
+use body::Framed;
 pub use body::Framing;
 
 /// Largest response head (status line and fields) accepted.
@@ -151,27 +152,31 @@ impl Conn {
     /// Writes `req` and reads the response head. The request's body is
     /// taken only once its head has gone; when nothing could be written the
     /// request is left as it was.
-    pub async fn exchange(&mut self, req: &mut Request<Body>) -> Result<Head, Failed> {
-        let upgrading = req.headers().contains_key(header::UPGRADE);
+    ///
+    /// A request without `Host` goes with `host` (the endpoint's address).
+    pub async fn exchange(&mut self, req: &mut Request<Body>, host: &str) -> Result<Head, Failed> {
         let mut sent = false;
-        if let Err(error) = self.write_request(req, &mut sent).await {
-            return Err(Failed { error, sent });
-        }
+        let upgrading = match self.write_request(req, host, &mut sent).await {
+            Ok(upgrading) => upgrading,
+            Err(error) => return Err(Failed { error, sent }),
+        };
         self.read_head(req.method(), upgrading)
             .await
             .map_err(|error| Failed { error, sent: true })
     }
 
+    /// Writes the request; says whether it asks for an upgrade.
     async fn write_request(
         &mut self,
         req: &mut Request<Body>,
+        host: &str,
         sent: &mut bool,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let length = match req.body() {
             body if body.is_end_stream() => Some(0),
             body => body.size_hint().exact(),
         };
-        encode_head(&mut self.out, req, length);
+        let upgrading = encode_head(&mut self.out, req, length, host);
         let inline = match req.body() {
             Body::Full(Some(bytes)) if bytes.len() <= COALESCE => {
                 self.out.extend_from_slice(bytes);
@@ -181,16 +186,17 @@ impl Conn {
         };
         write_all(&mut self.io, &self.out, sent).await?;
         if inline {
-            return Ok(());
+            return Ok(upgrading);
         }
         match req.body_mut() {
-            Body::Full(None) => Ok(()),
-            Body::Full(Some(bytes)) => Ok(write_all(&mut self.io, bytes, sent).await?),
+            Body::Full(None) => {}
+            Body::Full(Some(bytes)) => write_all(&mut self.io, bytes, sent).await?,
             body @ Body::Stream(_) => {
                 let body = std::mem::replace(body, crate::body::empty());
-                self.stream_body(body, length, sent).await
+                self.stream_body(body, length, sent).await?;
             }
         }
+        Ok(upgrading)
     }
 
     /// Forwards a streamed body: chunked when its length is unknown, else
@@ -286,18 +292,39 @@ impl Conn {
                 continue;
             }
             let mut headers = HeaderMap::with_capacity(count);
+            let mut framed = Framed::default();
+            let mut connection = Connection::default();
             for f in &fields[..count] {
-                let name = HeaderName::from_bytes(&head[f.name()])
-                    .map_err(|_| Error::Invalid("bad header name"))?;
-                let value = HeaderValue::from_maybe_shared(head.slice(f.value()))
-                    .map_err(|_| Error::Invalid("bad header value"))?;
-                headers.append(name, value);
+                let raw = &head[f.name()];
+                let value = || {
+                    HeaderValue::from_maybe_shared(head.slice(f.value()))
+                        .map_err(|_| Error::Invalid("bad header value"))
+                };
+                let name = match classify(raw) {
+                    Kind::ContentLength => {
+                        framed.content_length(&head[f.value()]);
+                        header::CONTENT_LENGTH
+                    }
+                    Kind::TransferEncoding => {
+                        framed.transfer_encoding(&head[f.value()]);
+                        continue;
+                    }
+                    Kind::Connection => {
+                        if connection.read(&head[f.value()]) {
+                            continue;
+                        }
+                        header::CONNECTION
+                    }
+                    Kind::KeepAlive => continue,
+                    Kind::Other => name_of(raw)?,
+                };
+                headers.append(name, value()?);
             }
             if status == StatusCode::SWITCHING_PROTOCOLS && !upgrading {
                 return Err(Error::Invalid("101 to a request that asked no upgrade"));
             }
-            let (framing, framed_for_reuse) = body::framing(method, status, &headers)?;
-            let keep_alive = framed_for_reuse && persists(version, &headers);
+            let (framing, framed_for_reuse) = body::framing(method, status, &framed)?;
+            let keep_alive = framed_for_reuse && connection.persists(version);
             let mut response = Response::new(());
             *response.status_mut() = status;
             *response.version_mut() = version;
@@ -407,34 +434,89 @@ fn parse(buf: &[u8], fields: &mut [Field; MAX_HEADERS]) -> Result<Option<Parsed>
     Ok(Some((len, status, version, res.headers.len())))
 }
 
-/// Whether the endpoint keeps the connection open after this response:
-/// HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with `keep-alive`.
-fn persists(version: Version, headers: &HeaderMap) -> bool {
-    let has = |token: &str| {
-        headers.get_all(header::CONNECTION).iter().any(|v| {
-            v.as_bytes().eq_ignore_ascii_case(token.as_bytes())
-                || v.to_str()
-                    .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
-        })
-    };
-    if version == Version::HTTP_10 {
-        has("keep-alive")
-    } else {
-        !has("close")
+/// What a response's `Connection` fields say.
+#[derive(Debug, Default)]
+struct Connection {
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Connection {
+    /// Takes in one `Connection` value; says whether it held only `close`
+    /// and `keep-alive`. One that names other fields stays in the
+    /// response, for the proxy to remove those fields with it.
+    fn read(&mut self, value: &[u8]) -> bool {
+        let mut plain = true;
+        for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+            if token.eq_ignore_ascii_case(b"close") {
+                self.close = true;
+            } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                self.keep_alive = true;
+            } else if !token.is_empty() {
+                plain = false;
+            }
+        }
+        plain
+    }
+
+    /// Whether the endpoint keeps the connection open after this response:
+    /// HTTP/1.1 unless `close`, HTTP/1.0 only with `keep-alive`.
+    fn persists(&self, version: Version) -> bool {
+        if version == Version::HTTP_10 {
+            self.keep_alive && !self.close
+        } else {
+            !self.close
+        }
     }
 }
 
-/// The request line and fields into `out`. `Content-Length` and
-/// `Transfer-Encoding` follow the body (`length`, `None` for unknown); an
-/// empty body gets `Content-Length: 0` only where a body is expected.
-fn encode_head(out: &mut Vec<u8>, req: &Request<Body>, length: Option<u64>) {
+/// Fields the connection itself reads.
+enum Kind {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    KeepAlive,
+    Other,
+}
+
+fn classify(name: &[u8]) -> Kind {
+    match name.len() {
+        10 if name.eq_ignore_ascii_case(b"connection") => Kind::Connection,
+        10 if name.eq_ignore_ascii_case(b"keep-alive") => Kind::KeepAlive,
+        14 if name.eq_ignore_ascii_case(b"content-length") => Kind::ContentLength,
+        17 if name.eq_ignore_ascii_case(b"transfer-encoding") => Kind::TransferEncoding,
+        _ => Kind::Other,
+    }
+}
+
+/// The field name, the commonest ones without going through the general
+/// lookup (which lowercases through a table first).
+fn name_of(raw: &[u8]) -> Result<HeaderName, Error> {
+    let common = match raw.len() {
+        4 if raw.eq_ignore_ascii_case(b"date") => Some(header::DATE),
+        6 if raw.eq_ignore_ascii_case(b"server") => Some(header::SERVER),
+        12 if raw.eq_ignore_ascii_case(b"content-type") => Some(header::CONTENT_TYPE),
+        _ => None,
+    };
+    match common {
+        Some(name) => Ok(name),
+        None => HeaderName::from_bytes(raw).map_err(|_| Error::Invalid("bad header name")),
+    }
+}
+
+/// The request line and fields into `out`; says whether the request asks
+/// for an upgrade. `Content-Length` and `Transfer-Encoding` follow the body
+/// (`length`, `None` for unknown); an empty body gets `Content-Length: 0`
+/// only where a body is expected. Without a `Host` field, `host` is sent
+/// (when it is a plausible one).
+fn encode_head(out: &mut Vec<u8>, req: &Request<Body>, length: Option<u64>, host: &str) -> bool {
     out.clear();
     out.extend_from_slice(req.method().as_str().as_bytes());
     out.push(b' ');
     let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut had_length = false;
+    let (mut had_length, mut had_host, mut upgrading) = (false, false, false);
     for (name, value) in req.headers() {
         if name == header::CONTENT_LENGTH {
             had_length = true;
@@ -443,7 +525,14 @@ fn encode_head(out: &mut Vec<u8>, req: &Request<Body>, length: Option<u64>) {
         if name == header::TRANSFER_ENCODING {
             continue;
         }
+        had_host |= name == header::HOST;
+        upgrading |= name == header::UPGRADE;
         push_field(out, name, value);
+    }
+    if !had_host && !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) {
+        out.extend_from_slice(b"host: ");
+        out.extend_from_slice(host.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     match length {
         None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -457,6 +546,7 @@ fn encode_head(out: &mut Vec<u8>, req: &Request<Body>, length: Option<u64>) {
         }
     }
     out.extend_from_slice(b"\r\n");
+    upgrading
 }
 
 fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {

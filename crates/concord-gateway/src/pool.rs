@@ -32,7 +32,6 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::net::TcpStream;
@@ -128,17 +127,9 @@ impl Http1Pool {
         mut req: Request<Body>,
         connect_timeout: Duration,
     ) -> Result<Response<Body>, (SendError, Option<Request<Body>>)> {
-        let added_host = !req.headers().contains_key(header::HOST)
-            && match HeaderValue::from_str(addr) {
-                Ok(host) => {
-                    req.headers_mut().insert(header::HOST, host);
-                    true
-                }
-                Err(_) => false,
-            };
         let stack = self.inner.stack(addr);
         while let Some(mut conn) = self.checkout(&stack) {
-            match conn.exchange(&mut req).await {
+            match conn.exchange(&mut req, addr).await {
                 Ok(head) => return Ok(track(stack, conn, head)),
                 // Not a byte was written: the connection had closed under
                 // us. Any request may go again.
@@ -151,14 +142,9 @@ impl Http1Pool {
         // bigger.
         let mut conn = match Box::pin(self.connect(addr, connect_timeout)).await {
             Ok(conn) => conn,
-            Err(e) => {
-                if added_host {
-                    req.headers_mut().remove(header::HOST);
-                }
-                return Err((e, Some(req)));
-            }
+            Err(e) => return Err((e, Some(req))),
         };
-        match conn.exchange(&mut req).await {
+        match conn.exchange(&mut req, addr).await {
             Ok(head) => Ok(track(stack, conn, head)),
             Err(failed) => Err((SendError::Lost(failed.error), None)),
         }

@@ -678,9 +678,11 @@ fn upstream_headers(
         headers.insert(header::UPGRADE, protocol);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
     }
+    // The authority first: an HTTP/1.1 client's request has none, and then
+    // no lookup is needed.
     if version == Version::HTTP_11
-        && !headers.contains_key(header::HOST)
         && let Some(authority) = uri.authority()
+        && !headers.contains_key(header::HOST)
         && let Ok(host) = HeaderValue::from_str(authority.as_str())
     {
         headers.insert(header::HOST, host);

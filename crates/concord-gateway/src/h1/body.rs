@@ -3,7 +3,7 @@
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
 use hyper::body::Frame;
 
@@ -47,12 +47,47 @@ impl Framing {
     }
 }
 
-/// How the body of a response to `method` with this status and headers is
-/// delimited, and whether that framing lets the connection be reused.
+/// What a response head's framing fields said, gathered as they are read.
+#[derive(Debug, Default)]
+pub(super) struct Framed {
+    /// Whether the last `Transfer-Encoding` value ends in `chunked`; `None`
+    /// without one.
+    chunked: Option<bool>,
+    /// The `Content-Length`, when every value agreed.
+    length: Option<u64>,
+    /// A `Content-Length` value was malformed or disagreed with another.
+    bad_length: bool,
+}
+
+impl Framed {
+    /// Takes in one `Transfer-Encoding` value.
+    pub(super) fn transfer_encoding(&mut self, value: &[u8]) {
+        self.chunked = Some(
+            value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked")),
+        );
+    }
+
+    /// Takes in one `Content-Length` value (which may list several).
+    pub(super) fn content_length(&mut self, value: &[u8]) {
+        for part in value.split(|b| *b == b',') {
+            match decimal(part.trim_ascii()) {
+                Some(n) if self.length.is_none_or(|l| l == n) => self.length = Some(n),
+                _ => self.bad_length = true,
+            }
+        }
+    }
+}
+
+/// How the body of a response to `method` with this status and framing
+/// fields is delimited, and whether that framing lets the connection be
+/// reused.
 pub(super) fn framing(
     method: &Method,
     status: StatusCode,
-    headers: &HeaderMap,
+    framed: &Framed,
 ) -> Result<(Framing, bool), Error> {
     if method == Method::HEAD
         || status.is_informational()
@@ -61,35 +96,20 @@ pub(super) fn framing(
     {
         return Ok((Framing::Length(0), true));
     }
-    if let Some(last) = headers
-        .get_all(header::TRANSFER_ENCODING)
-        .iter()
-        .next_back()
-    {
-        let chunked = last
-            .as_bytes()
-            .rsplit(|b| *b == b',')
-            .next()
-            .is_some_and(|coding| coding.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        if !chunked {
-            return Ok((Framing::Close, false));
-        }
+    match framed.chunked {
+        Some(false) => return Ok((Framing::Close, false)),
         // Both framings at once is how requests get smuggled: read it as
         // chunked (RFC 9112 §6.3), but trust the connection no further.
-        let reusable = !headers.contains_key(header::CONTENT_LENGTH);
-        return Ok((Framing::Chunked(Chunk::Size), reusable));
-    }
-    let mut length = None;
-    for value in headers.get_all(header::CONTENT_LENGTH) {
-        for part in value.as_bytes().split(|b| *b == b',') {
-            let n = decimal(part.trim_ascii()).ok_or(Error::Invalid("bad Content-Length"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(Error::Invalid("conflicting Content-Length values"));
-            }
-            length = Some(n);
+        Some(true) => {
+            let reusable = framed.length.is_none() && !framed.bad_length;
+            return Ok((Framing::Chunked(Chunk::Size), reusable));
         }
+        None => {}
     }
-    Ok(match length {
+    if framed.bad_length {
+        return Err(Error::Invalid("bad or conflicting Content-Length"));
+    }
+    Ok(match framed.length {
         Some(n) => (Framing::Length(n), true),
         None => (Framing::Close, false),
     })

@@ -5,7 +5,7 @@ use tokio::net::TcpListener;
 
 use hyper::body::Frame;
 
-use super::body::Chunk;
+use super::body::{Chunk, Framed};
 use super::*;
 use crate::body::{boxed, empty, full};
 
@@ -59,7 +59,7 @@ async fn roundtrip(
         server.write_all(answer).await.unwrap();
         (got, server)
     };
-    let ((got, server), result) = tokio::join!(endpoint, conn.exchange(&mut req));
+    let ((got, server), result) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
     // Kept open while the caller looks at the connection.
     std::mem::forget(server);
     (got, result, conn)
@@ -296,7 +296,7 @@ async fn a_head_that_never_ends_is_cut_at_the_limit() {
         server
     };
     let mut req = request(Method::GET, empty());
-    let (_server, head) = tokio::join!(endpoint, conn.exchange(&mut req));
+    let (_server, head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
     assert!(matches!(
         head,
         Err(Failed {
@@ -314,7 +314,7 @@ async fn a_connection_closed_before_or_inside_the_response_is_an_error() {
         drop(server);
     };
     let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req));
+    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
     assert!(matches!(
         head,
         Err(Failed {
@@ -332,7 +332,7 @@ async fn a_connection_closed_before_or_inside_the_response_is_an_error() {
             .unwrap();
     };
     let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req));
+    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
     let head = head.unwrap();
     assert!(matches!(
         body_of(&mut conn, head.framing).await,
@@ -351,7 +351,7 @@ async fn a_body_without_length_runs_until_close_and_ends_the_connection() {
             .unwrap();
     };
     let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req));
+    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
     let head = head.unwrap();
     assert_eq!(head.framing, Framing::Close);
     assert!(!head.keep_alive);
@@ -363,83 +363,132 @@ async fn a_body_without_length_runs_until_close_and_ends_the_connection() {
 
 #[test]
 fn framing_follows_rfc_9112() {
-    let headers = |pairs: &[(&'static str, &'static str)]| {
-        let mut map = HeaderMap::new();
+    let framed = |pairs: &[(&str, &str)]| {
+        let mut framed = Framed::default();
         for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
+            match *name {
+                "content-length" => framed.content_length(value.as_bytes()),
+                _ => framed.transfer_encoding(value.as_bytes()),
+            }
         }
-        map
+        framed
     };
     let ok = StatusCode::OK;
-    type Case = (Method, StatusCode, HeaderMap, Option<(Framing, bool)>);
-    let cases: [Case; 12] = [
+    type Case = (Method, StatusCode, Framed, Option<(Framing, bool)>);
+    let cases: [Case; 13] = [
         (
             Method::HEAD,
             ok,
-            headers(&[("content-length", "5")]),
+            framed(&[("content-length", "5")]),
             Some((Framing::Length(0), true)),
         ),
         (
             Method::GET,
             StatusCode::NO_CONTENT,
-            headers(&[]),
+            framed(&[]),
             Some((Framing::Length(0), true)),
         ),
         (
             Method::GET,
             StatusCode::NOT_MODIFIED,
-            headers(&[("content-length", "5")]),
+            framed(&[("content-length", "5")]),
             Some((Framing::Length(0), true)),
         ),
         (
             Method::GET,
             ok,
-            headers(&[("transfer-encoding", "gzip, chunked")]),
+            framed(&[("transfer-encoding", "gzip, chunked")]),
             Some((Framing::Chunked(Chunk::Size), true)),
         ),
         (
             Method::GET,
             ok,
-            headers(&[("transfer-encoding", "chunked"), ("content-length", "5")]),
+            framed(&[("transfer-encoding", "chunked"), ("content-length", "5")]),
             Some((Framing::Chunked(Chunk::Size), false)),
         ),
         (
             Method::GET,
             ok,
-            headers(&[("transfer-encoding", "chunked, gzip")]),
+            framed(&[("transfer-encoding", "chunked, gzip")]),
             Some((Framing::Close, false)),
         ),
         (
             Method::GET,
             ok,
-            headers(&[("content-length", "5")]),
+            framed(&[
+                ("transfer-encoding", "chunked"),
+                ("transfer-encoding", "gzip"),
+            ]),
+            Some((Framing::Close, false)),
+        ),
+        (
+            Method::GET,
+            ok,
+            framed(&[("content-length", "5")]),
             Some((Framing::Length(5), true)),
         ),
         (
             Method::GET,
             ok,
-            headers(&[("content-length", "5, 5"), ("content-length", "5")]),
+            framed(&[("content-length", "5, 5"), ("content-length", "5")]),
             Some((Framing::Length(5), true)),
         ),
         (
             Method::GET,
             ok,
-            headers(&[("content-length", "5"), ("content-length", "6")]),
+            framed(&[("content-length", "5"), ("content-length", "6")]),
             None,
         ),
-        (Method::GET, ok, headers(&[("content-length", "+5")]), None),
+        (Method::GET, ok, framed(&[("content-length", "+5")]), None),
         (
             Method::GET,
             ok,
-            headers(&[("content-length", "99999999999999999999")]),
+            framed(&[("content-length", "99999999999999999999")]),
             None,
         ),
-        (Method::GET, ok, headers(&[]), Some((Framing::Close, false))),
+        (Method::GET, ok, framed(&[]), Some((Framing::Close, false))),
     ];
-    for (method, status, map, want) in cases {
-        let got = body::framing(&method, status, &map).ok();
-        assert_eq!(got, want, "{method} {status} {map:?}");
+    for (method, status, framed, want) in cases {
+        let got = body::framing(&method, status, &framed).ok();
+        assert_eq!(got, want, "{method} {status} {framed:?}");
     }
+}
+
+#[tokio::test]
+async fn the_connections_own_fields_are_consumed_and_the_rest_kept() {
+    let (_, head, _) = roundtrip(
+        request(Method::GET, empty()),
+        head_done,
+        b"HTTP/1.1 200 OK\r\nServer: x\r\nDATE: d\r\ncontent-TYPE: t\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nTransfer-Encoding: chunked\r\nX-Other: o\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    let head = head.unwrap();
+    let headers = head.response.headers();
+    let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+    assert_eq!(names, ["server", "date", "content-type", "x-other"]);
+    assert_eq!(headers["server"], "x");
+    assert_eq!(headers["date"], "d");
+    assert_eq!(headers["content-type"], "t");
+    assert_eq!(head.framing, Framing::Chunked(Chunk::Size));
+
+    // A `Connection` naming other fields stays, for the proxy to act on.
+    let (_, head, _) = roundtrip(
+        request(Method::GET, empty()),
+        head_done,
+        b"HTTP/1.1 200 OK\r\nconnection: x-secret, close\r\nx-secret: s\r\ncontent-length: 0\r\n\r\n",
+    )
+    .await;
+    let head = head.unwrap();
+    assert_eq!(head.response.headers()["connection"], "x-secret, close");
+    assert!(!head.keep_alive);
+}
+
+#[tokio::test]
+async fn a_request_without_host_gets_the_given_one_on_the_wire() {
+    let mut req = request(Method::GET, empty());
+    req.headers_mut().remove(header::HOST);
+    let (got, _, _) = roundtrip(req, head_done, b"HTTP/1.1 204 No Content\r\n\r\n").await;
+    assert_eq!(got, "GET /a?b=1 HTTP/1.1\r\nhost: svc\r\n\r\n");
 }
 
 #[tokio::test]
@@ -607,7 +656,7 @@ async fn a_read_that_empties_the_socket_drops_its_flag_but_not_a_close() {
         drop(server);
     };
     let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req));
+    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
     body_of(&mut conn, head.unwrap().framing).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while conn.is_idle_usable() {
