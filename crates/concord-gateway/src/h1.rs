@@ -91,6 +91,9 @@ pub struct Conn {
     buf: BytesMut,
     /// The request head being written; kept for its capacity.
     out: Vec<u8>,
+    /// Where the fields of the head being parsed sit; kept for its
+    /// capacity.
+    fields: Vec<Field>,
 }
 
 /// A response head, with how its body is framed.
@@ -125,6 +128,7 @@ impl Conn {
             io,
             buf: BytesMut::new(),
             out: Vec::new(),
+            fields: Vec::new(),
         }
     }
 
@@ -282,19 +286,21 @@ impl Conn {
     /// A final response head from the buffer, or `None` when more bytes are
     /// needed (an interim head is consumed on the way).
     fn parse_head(&mut self, method: &Method, upgrading: bool) -> Result<Option<Head>, Error> {
-        let mut fields = [Field::default(); MAX_HEADERS];
         loop {
-            let Some((len, status, version, count)) = parse(&self.buf, &mut fields)? else {
+            if self.buf.is_empty() {
+                return Ok(None);
+            }
+            let Some((len, status, version)) = parse(&self.buf, &mut self.fields)? else {
                 return Ok(None);
             };
             let head = self.buf.split_to(len).freeze();
             if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
                 continue;
             }
-            let mut headers = HeaderMap::with_capacity(count);
+            let mut headers = HeaderMap::with_capacity(self.fields.len());
             let mut framed = Framed::default();
             let mut connection = Connection::default();
-            for f in &fields[..count] {
+            for f in &self.fields {
                 let raw = &head[f.name()];
                 let value = || {
                     HeaderValue::from_maybe_shared(head.slice(f.value()))
@@ -374,7 +380,7 @@ impl Conn {
 
 /// Where a header field's name and value sit in a parsed head: httparse
 /// borrows the buffer, which is split off only after parsing.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Field {
     name: (u32, u32),
     value: (u32, u32),
@@ -390,12 +396,12 @@ impl Field {
     }
 }
 
-/// A parsed head: its length, status, version and number of fields.
-type Parsed = (usize, StatusCode, Version, usize);
+/// A parsed head: its length, status and version.
+type Parsed = (usize, StatusCode, Version);
 
 /// Parses a response head at the start of `buf`, its fields' positions
 /// into `fields`.
-fn parse(buf: &[u8], fields: &mut [Field; MAX_HEADERS]) -> Result<Option<Parsed>, Error> {
+fn parse(buf: &[u8], fields: &mut Vec<Field>) -> Result<Option<Parsed>, Error> {
     if buf.len() > u32::MAX as usize {
         return Err(Error::Invalid("response head too large"));
     }
@@ -425,13 +431,12 @@ fn parse(buf: &[u8], fields: &mut [Field; MAX_HEADERS]) -> Result<Option<Parsed>
         let start = (s.as_ptr() as usize - base) as u32;
         (start, start + s.len() as u32)
     };
-    for (slot, h) in fields.iter_mut().zip(res.headers.iter()) {
-        *slot = Field {
-            name: at(h.name.as_bytes()),
-            value: at(h.value),
-        };
-    }
-    Ok(Some((len, status, version, res.headers.len())))
+    fields.clear();
+    fields.extend(res.headers.iter().map(|h| Field {
+        name: at(h.name.as_bytes()),
+        value: at(h.value),
+    }));
+    Ok(Some((len, status, version)))
 }
 
 /// What a response's `Connection` fields say.
@@ -481,21 +486,35 @@ enum Kind {
 
 fn classify(name: &[u8]) -> Kind {
     match name.len() {
-        10 if name.eq_ignore_ascii_case(b"connection") => Kind::Connection,
-        10 if name.eq_ignore_ascii_case(b"keep-alive") => Kind::KeepAlive,
-        14 if name.eq_ignore_ascii_case(b"content-length") => Kind::ContentLength,
-        17 if name.eq_ignore_ascii_case(b"transfer-encoding") => Kind::TransferEncoding,
+        10 if is(name, b"connection") => Kind::Connection,
+        10 if is(name, b"keep-alive") => Kind::KeepAlive,
+        14 if is(name, b"content-length") => Kind::ContentLength,
+        17 if is(name, b"transfer-encoding") => Kind::TransferEncoding,
         _ => Kind::Other,
     }
+}
+
+/// Whether a field name (a token, as httparse checked) is `lower` in any
+/// case. `lower` holds only lowercase letters and `-`; among token bytes,
+/// setting bit 0x20 maps exactly the uppercase letters onto those, so one
+/// OR per byte does, without branches, what `eq_ignore_ascii_case` does
+/// with a table.
+fn is(name: &[u8], lower: &[u8]) -> bool {
+    name.len() == lower.len()
+        && name
+            .iter()
+            .zip(lower)
+            .fold(0, |diff, (n, l)| diff | ((n | 0x20) ^ l))
+            == 0
 }
 
 /// The field name, the commonest ones without going through the general
 /// lookup (which lowercases through a table first).
 fn name_of(raw: &[u8]) -> Result<HeaderName, Error> {
     let common = match raw.len() {
-        4 if raw.eq_ignore_ascii_case(b"date") => Some(header::DATE),
-        6 if raw.eq_ignore_ascii_case(b"server") => Some(header::SERVER),
-        12 if raw.eq_ignore_ascii_case(b"content-type") => Some(header::CONTENT_TYPE),
+        4 if is(raw, b"date") => Some(header::DATE),
+        6 if is(raw, b"server") => Some(header::SERVER),
+        12 if is(raw, b"content-type") => Some(header::CONTENT_TYPE),
         _ => None,
     };
     match common {

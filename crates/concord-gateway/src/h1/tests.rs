@@ -664,3 +664,20 @@ async fn a_read_that_empties_the_socket_drops_its_flag_but_not_a_close() {
         tokio::task::yield_now().await;
     }
 }
+
+#[test]
+fn the_case_blind_name_compare_agrees_with_the_standard_one_on_tokens() {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    for b in (0..=255u8).filter(|b| token(*b)) {
+        for l in (b'a'..=b'z').chain([b'-']) {
+            assert_eq!(
+                is(&[b], &[l]),
+                b.eq_ignore_ascii_case(&l),
+                "{b:#x} against {l:#x}"
+            );
+        }
+    }
+    assert!(is(b"Content-Length", b"content-length"));
+    assert!(!is(b"content-lengtx", b"content-length"));
+    assert!(!is(b"content-len", b"content-length"));
+}
