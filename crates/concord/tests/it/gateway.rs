@@ -233,7 +233,8 @@ impl Drop for Backend {
 
 /// Every backend answers with its name (also in `x-backend`), the method,
 /// path and the headers it received. Paths containing `hop` also send a
-/// hop-by-hop header the gateway must not pass on.
+/// hop-by-hop header the gateway must not pass on; paths containing
+/// `echo-body` stream the request body back.
 async fn answer(
     State(st): State<Arc<BackendState>>,
     mut req: axum::extract::Request,
@@ -241,6 +242,11 @@ async fn answer(
     st.hits.fetch_add(1, Ordering::SeqCst);
     if req.headers().contains_key("upgrade") {
         return echo_upgrade(&mut req);
+    }
+    if req.uri().path().contains("echo-body") {
+        // Streamed back as it comes: no length, so chunked.
+        let body = req.into_body().into_data_stream();
+        return axum::response::Response::new(axum::body::Body::from_stream(body));
     }
     if !st.delay.is_zero() {
         tokio::time::sleep(st.delay).await;
@@ -921,6 +927,45 @@ async fn forwarding_request_id_and_hop_by_hop_headers() {
     assert_eq!(id.len(), 32, "{id}");
     assert_eq!(b["headers"]["x-request-id"], json!([id]));
     assert_eq!(b["headers"]["x-forwarded-for"], json!(["127.0.0.1"]));
+}
+
+#[tokio::test]
+async fn streamed_bodies_go_through_chunked_both_ways() {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b = Backend::start("echo");
+    register(&s, "echo", "e1", &b, &[], 100).await;
+    route(
+        &s,
+        &gw,
+        "echo",
+        json!({"match": {"path_prefix": "/echo-body"}, "service": "echo"}),
+    )
+    .await;
+    gw.wait_endpoints("echo", &[], 1).await;
+
+    let chunks: Vec<Vec<u8>> = (0..40u8)
+        .map(|i| vec![b'a' + i % 26; 5000 + usize::from(i)])
+        .collect();
+    let expected = chunks.concat();
+    let http = reqwest::Client::new();
+    // The second goes on the connection the first one's chunked answer
+    // gave back to the pool.
+    for _ in 0..2 {
+        let stream = futures::stream::iter(chunks.clone().into_iter().map(Ok::<_, std::io::Error>));
+        let resp = http
+            .post(gw.url("/echo-body"))
+            .body(reqwest::Body::wrap_stream(stream))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(resp.status(), 200);
+        assert!(resp.headers().get("content-length").is_none());
+        let got = resp.bytes().await.expect("the whole body");
+        assert_eq!(got.len(), expected.len());
+        assert!(got == expected, "the body came back changed");
+    }
+    assert_eq!(b.hits(), 2);
 }
 
 #[tokio::test]
