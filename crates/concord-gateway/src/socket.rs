@@ -9,6 +9,7 @@
 //! dropped under the readiness tick seen *before* the read, so anything the
 //! reactor noticed since keeps it raised, and tokio never drops a close.
 
+use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -54,24 +55,25 @@ pub fn poll_read_with(
 /// does. Bytes land in a scratch buffer first (hyper hands out memory that
 /// may be uninitialised, which safe code cannot read into) and are copied
 /// on: a copy of the few hundred bytes of a request costs less than the
-/// system call it saves.
+/// system call it saves. The scratch buffer is the thread's, not the
+/// connection's, so idle connections hold no extra memory.
 #[derive(Debug)]
 pub struct ClientSocket {
     io: TcpStream,
-    scratch: Box<[u8]>,
 }
 
 /// The scratch buffer's size: hyper reads at most this much at a time
-/// here, which is its own default read size too.
+/// here, which is its own initial read size too.
 const SCRATCH: usize = 8 * 1024;
+
+thread_local! {
+    static SCRATCH_BUF: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH].into_boxed_slice());
+}
 
 impl ClientSocket {
     /// Wraps an accepted connection.
     pub fn new(io: TcpStream) -> Self {
-        ClientSocket {
-            io,
-            scratch: vec![0; SCRATCH].into_boxed_slice(),
-        }
+        ClientSocket { io }
     }
 }
 
@@ -81,14 +83,14 @@ impl Read for ClientSocket {
         cx: &mut Context<'_>,
         mut buf: ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let room = buf.remaining().min(this.scratch.len());
-        let scratch = &mut this.scratch[..room];
-        let n = ready!(poll_read_with(&this.io, cx, room, || this
-            .io
-            .try_read(scratch)))?;
-        buf.put_slice(&this.scratch[..n]);
-        Poll::Ready(Ok(()))
+        let io = &self.get_mut().io;
+        SCRATCH_BUF.with_borrow_mut(|scratch| {
+            let room = buf.remaining().min(scratch.len());
+            let scratch = &mut scratch[..room];
+            let n = ready!(poll_read_with(io, cx, room, || io.try_read(scratch)))?;
+            buf.put_slice(&scratch[..n]);
+            Poll::Ready(Ok(()))
+        })
     }
 }
 
