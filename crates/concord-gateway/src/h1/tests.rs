@@ -49,20 +49,50 @@ fn request(method: Method, body: Body) -> Request<Body> {
 /// has read the request (whole when `done` says so); returns what the
 /// endpoint got, the result and our connection.
 async fn roundtrip(
+    req: Request<Body>,
+    done: impl Fn(&[u8]) -> bool,
+    answer: &'static [u8],
+) -> (String, Result<Head, Failed>, Conn) {
+    exchange_with(req, done, answer, false).await
+}
+
+/// A GET whose endpoint answers `answer` and closes its side at once.
+async fn answer_and_close(answer: &'static [u8]) -> (Result<Head, Failed>, Conn) {
+    let (_, result, conn) =
+        exchange_with(request(Method::GET, empty()), head_done, answer, true).await;
+    (result, conn)
+}
+
+async fn exchange_with(
     mut req: Request<Body>,
     done: impl Fn(&[u8]) -> bool,
     answer: &'static [u8],
+    close: bool,
 ) -> (String, Result<Head, Failed>, Conn) {
     let (mut conn, mut server) = pair().await;
     let endpoint = async {
         let got = received(&mut server, done).await;
         server.write_all(answer).await.unwrap();
-        (got, server)
+        if close {
+            server.shutdown().await.unwrap();
+        }
+        got
     };
-    let ((got, server), result) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
-    // Kept open while the caller looks at the connection.
+    let (got, result) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
+    // Kept open (bar a close asked for) while the caller looks at the
+    // connection.
     std::mem::forget(server);
     (got, result, conn)
+}
+
+fn is_invalid(result: &Result<Head, Failed>) -> bool {
+    matches!(
+        result,
+        Err(Failed {
+            error: Error::Invalid(_),
+            ..
+        })
+    )
 }
 
 async fn body_of(
@@ -271,13 +301,7 @@ async fn broken_heads_are_errors() {
     many.push_str("\r\n");
     let many: &'static [u8] = Box::leak(many.into_bytes().into_boxed_slice());
     let (_, head, _) = roundtrip(request(Method::GET, empty()), head_done, many).await;
-    assert!(matches!(
-        head,
-        Err(Failed {
-            error: Error::Invalid(_),
-            ..
-        })
-    ));
+    assert!(is_invalid(&head), "{head:?}");
 }
 
 #[tokio::test]
@@ -297,24 +321,12 @@ async fn a_head_that_never_ends_is_cut_at_the_limit() {
     };
     let mut req = request(Method::GET, empty());
     let (_server, head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
-    assert!(matches!(
-        head,
-        Err(Failed {
-            error: Error::Invalid(_),
-            ..
-        })
-    ));
+    assert!(is_invalid(&head), "{head:?}");
 }
 
 #[tokio::test]
 async fn a_connection_closed_before_or_inside_the_response_is_an_error() {
-    let (mut conn, mut server) = pair().await;
-    let endpoint = async move {
-        received(&mut server, head_done).await;
-        drop(server);
-    };
-    let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
+    let (head, _) = answer_and_close(b"").await;
     assert!(matches!(
         head,
         Err(Failed {
@@ -323,16 +335,8 @@ async fn a_connection_closed_before_or_inside_the_response_is_an_error() {
         })
     ));
 
-    let (mut conn, mut server) = pair().await;
-    let endpoint = async move {
-        received(&mut server, head_done).await;
-        server
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")
-            .await
-            .unwrap();
-    };
-    let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
+    let (head, mut conn) =
+        answer_and_close(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc").await;
     let head = head.unwrap();
     assert!(matches!(
         body_of(&mut conn, head.framing).await,
@@ -342,16 +346,7 @@ async fn a_connection_closed_before_or_inside_the_response_is_an_error() {
 
 #[tokio::test]
 async fn a_body_without_length_runs_until_close_and_ends_the_connection() {
-    let (mut conn, mut server) = pair().await;
-    let endpoint = async move {
-        received(&mut server, head_done).await;
-        server
-            .write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil the end")
-            .await
-            .unwrap();
-    };
-    let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
+    let (head, mut conn) = answer_and_close(b"HTTP/1.1 200 OK\r\n\r\nuntil the end").await;
     let head = head.unwrap();
     assert_eq!(head.framing, Framing::Close);
     assert!(!head.keep_alive);
@@ -646,17 +641,8 @@ async fn a_read_that_empties_the_socket_drops_its_flag_but_not_a_close() {
 
     // The endpoint answers and closes at once: the close may come with the
     // answer, and must outlive the dropped flag.
-    let (mut conn, mut server) = pair().await;
-    let endpoint = async move {
-        received(&mut server, head_done).await;
-        server
-            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-            .await
-            .unwrap();
-        drop(server);
-    };
-    let mut req = request(Method::GET, empty());
-    let ((), head) = tokio::join!(endpoint, conn.exchange(&mut req, "svc"));
+    let (head, mut conn) =
+        answer_and_close(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await;
     body_of(&mut conn, head.unwrap().framing).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while conn.is_idle_usable() {
