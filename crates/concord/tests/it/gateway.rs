@@ -336,6 +336,22 @@ async fn put_route(s: &Server, name: &str, route: Value) -> u64 {
 }
 
 /// PUTs a route and waits until the gateway serves it.
+/// A node, a gateway, and one backend registered as `service` behind
+/// `route` (named after the service), once the gateway has its endpoint.
+async fn one_backend(
+    service: &str,
+    instance: &str,
+    route_json: Value,
+) -> (Server, Gateway, Backend) {
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    let b = Backend::start(service);
+    register(&s, service, instance, &b, &[], 100).await;
+    route(&s, &gw, service, route_json).await;
+    gw.wait_endpoints(service, &[], 1).await;
+    (s, gw, b)
+}
+
 async fn route(s: &Server, gw: &Gateway, name: &str, route: Value) {
     let rev = put_route(s, name, route).await;
     gw.wait_route(name, rev).await;
@@ -795,19 +811,13 @@ async fn no_endpoint_is_503_or_the_fallback() {
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
-    let s = Server::dev().await;
-    let gw = Gateway::start(&s);
-    let b = Backend::start("limited");
-    register(&s, "limited", "l1", &b, &[], 100).await;
-    route(
-        &s,
-        &gw,
+    let (_s, gw, _b) = one_backend(
         "limited",
+        "l1",
         json!({"match": {}, "service": "limited",
         "rate_limit": {"requests_per_second": 0.2, "burst": 3, "key": "header:x-api-key"}}),
     )
     .await;
-    gw.wait_endpoints("limited", &[], 1).await;
     let http = reqwest::Client::new();
     let mut statuses = Vec::new();
     for _ in 0..5 {
@@ -866,20 +876,14 @@ fn raw_request(addr: &str, request: &str) -> (u16, HashMap<String, String>, Stri
 
 #[tokio::test]
 async fn forwarding_request_id_and_hop_by_hop_headers() {
-    let s = Server::dev().await;
-    let gw = Gateway::start(&s);
-    let b = Backend::start("hdr");
-    register(&s, "hdr", "h1", &b, &[], 100).await;
-    route(
-        &s,
-        &gw,
+    let (_s, gw, _b) = one_backend(
         "hdr",
+        "h1",
         json!({"match": {"path_prefix": "/hdr"}, "service": "hdr",
         "request_headers": {"add": {"x-from": "gw"}, "remove": ["x-debug"]},
         "response_headers": {"add": {"x-served-by": "concord"}, "remove": ["x-backend"]}}),
     )
     .await;
-    gw.wait_endpoints("hdr", &[], 1).await;
 
     let addr = gw.addr();
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -931,18 +935,12 @@ async fn forwarding_request_id_and_hop_by_hop_headers() {
 
 #[tokio::test]
 async fn streamed_bodies_go_through_chunked_both_ways() {
-    let s = Server::dev().await;
-    let gw = Gateway::start(&s);
-    let b = Backend::start("echo");
-    register(&s, "echo", "e1", &b, &[], 100).await;
-    route(
-        &s,
-        &gw,
+    let (_s, gw, b) = one_backend(
         "echo",
+        "e1",
         json!({"match": {"path_prefix": "/echo-body"}, "service": "echo"}),
     )
     .await;
-    gw.wait_endpoints("echo", &[], 1).await;
 
     let chunks: Vec<Vec<u8>> = (0..40u8)
         .map(|i| vec![b'a' + i % 26; 5000 + usize::from(i)])
