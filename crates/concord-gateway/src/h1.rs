@@ -162,11 +162,32 @@ impl Conn {
         let mut sent = false;
         let upgrading = match self.write_request(req, host, &mut sent).await {
             Ok(upgrading) => upgrading,
+            Err(Error::Io(error)) if sent => return self.early_answer(req.method(), error).await,
             Err(error) => return Err(Failed { error, sent }),
         };
         self.read_head(req.method(), upgrading)
             .await
             .map_err(|error| Failed { error, sent: true })
+    }
+
+    /// The endpoint's answer to a request it stopped reading, say a `413`
+    /// to an upload too large: it answered, closed, and the rest of the
+    /// body could not be written. The answer is still in the socket (a
+    /// reset does not discard what had arrived before it), and a closed
+    /// socket cannot keep the read waiting. Without a whole answer there,
+    /// the exchange failed on `write`.
+    async fn early_answer(&mut self, method: &Method, write: io::Error) -> Result<Head, Failed> {
+        match self.read_head(method, false).await {
+            Ok(mut head) => {
+                // The request was cut short: the connection cannot go on.
+                head.keep_alive = false;
+                Ok(head)
+            }
+            Err(_) => Err(Failed {
+                error: Error::Io(write),
+                sent: true,
+            }),
+        }
     }
 
     /// Writes the request; says whether it asks for an upgrade.

@@ -667,3 +667,46 @@ fn the_case_blind_name_compare_agrees_with_the_standard_one_on_tokens() {
     assert!(!is(b"content-lengtx", b"content-length"));
     assert!(!is(b"content-len", b"content-length"));
 }
+
+/// A streamed upload far larger than the socket buffers: 64 MiB in 64 KiB
+/// chunks, unless the exchange stops sending first.
+fn large_upload() -> Body {
+    let chunk = Bytes::from(vec![b'u'; 64 * 1024]);
+    boxed(http_body_util::StreamBody::new(futures::stream::iter(
+        (0..1024).map(move |_| Ok::<_, std::convert::Infallible>(Frame::data(chunk.clone()))),
+    )))
+}
+
+/// An endpoint that reads a request head, writes `answer` (if any) and
+/// drops the connection with the body unread, which resets it.
+async fn refuse_upload(mut server: TcpStream, answer: &'static [u8]) {
+    received(&mut server, head_done).await;
+    server.write_all(answer).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_answer_before_the_upload_ends_is_the_response() {
+    let (mut conn, server) = pair().await;
+    let mut req = request(Method::POST, large_upload());
+    let (result, ()) = tokio::join!(
+        conn.exchange(&mut req, "svc"),
+        refuse_upload(
+            server,
+            b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 4\r\n\r\nbig!"
+        )
+    );
+    let head = result.expect("the endpoint's answer, not the failed write");
+    assert_eq!(head.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!head.keep_alive, "the request was cut short");
+    assert_eq!(body_of(&mut conn, head.framing).await.unwrap().0, "big!");
+}
+
+#[tokio::test]
+async fn a_reset_upload_without_an_answer_fails_as_sent() {
+    let (mut conn, server) = pair().await;
+    let mut req = request(Method::POST, large_upload());
+    let (result, ()) = tokio::join!(conn.exchange(&mut req, "svc"), refuse_upload(server, b""));
+    let failed = result.expect_err("nothing to answer with");
+    assert!(failed.sent);
+    assert!(matches!(failed.error, Error::Io(_)), "{:?}", failed.error);
+}

@@ -234,7 +234,8 @@ impl Drop for Backend {
 /// Every backend answers with its name (also in `x-backend`), the method,
 /// path and the headers it received. Paths containing `hop` also send a
 /// hop-by-hop header the gateway must not pass on; paths containing
-/// `echo-body` stream the request body back.
+/// `echo-body` stream the request body back, and paths containing
+/// `too-large` answer 413 without reading it.
 async fn answer(
     State(st): State<Arc<BackendState>>,
     mut req: axum::extract::Request,
@@ -242,6 +243,9 @@ async fn answer(
     st.hits.fetch_add(1, Ordering::SeqCst);
     if req.headers().contains_key("upgrade") {
         return echo_upgrade(&mut req);
+    }
+    if req.uri().path().contains("too-large") {
+        return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "too large").into_response();
     }
     if req.uri().path().contains("echo-body") {
         // Streamed back as it comes: no length, so chunked.
@@ -964,6 +968,51 @@ async fn streamed_bodies_go_through_chunked_both_ways() {
         assert!(got == expected, "the body came back changed");
     }
     assert_eq!(b.hits(), 2);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_s, gw, b) = one_backend(
+        "upload",
+        "u1",
+        json!({"match": {"path_prefix": "/too-large"}, "service": "upload"}),
+    )
+    .await;
+
+    // A raw client, so that what the gateway answers is seen whatever
+    // happens to the upload: 64 MiB announced, sent until the gateway
+    // stops taking it.
+    const SIZE: usize = 64 << 20;
+    let stream = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let (mut rx, mut tx) = stream.into_split();
+    let upload = tokio::spawn(async move {
+        let head =
+            format!("POST /too-large HTTP/1.1\r\nhost: gw\r\ncontent-length: {SIZE}\r\n\r\n");
+        tx.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'u'; 64 * 1024];
+        for _ in 0..SIZE / chunk.len() {
+            tx.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&answer).ends_with("too large") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "no whole answer: {other:?} after {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    upload.abort();
+    assert_eq!(b.hits(), 1);
 }
 
 #[tokio::test]
