@@ -1016,6 +1016,39 @@ async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal(
 }
 
 #[tokio::test]
+async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_s, gw, b) = one_backend(
+        "half",
+        "h1",
+        json!({"match": {"path_prefix": "/half"}, "service": "half"}),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    stream
+        .write_all(b"GET /half/x HTTP/1.1\r\nhost: gw\r\n\r\n")
+        .await
+        .unwrap();
+    // As `nc -N` does: nothing more to send, the answer still wanted.
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&answer).contains("\"backend\":\"half\"") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "no whole answer: {other:?} after {:?}",
+                String::from_utf8_lossy(&answer)
+            ),
+        }
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200 "));
+    assert_eq!(b.hits(), 1);
+}
+
+#[tokio::test]
 async fn a_route_change_under_load_fails_no_request() {
     let s = Server::dev().await;
     let gw = Gateway::start(&s);
