@@ -63,6 +63,12 @@
 #   IR_SECONDS     seconds of load per proxy in that mode (default 5)
 #   IR_CONNS       wrk connections in that mode (default 20)
 #   FLOOR          1 runs the hyper floor (default), 0 skips it
+#   SAME_HEADERS=1 nginx and haproxy also do the header work the gateway does (the issue
+#                  asks it of the gateway): X-Forwarded-For appended, X-Forwarded-Proto
+#                  set, X-Request-Id passed on or generated (32 hex digits for nginx's
+#                  $request_id, a UUID for haproxy's uuid()) and echoed to the client.
+#                  Off by default: the issue's anchors are the bare configurations above.
+#                  The report says which comparison it is.
 #   H2_STREAMS     h2load's concurrent streams per connection (-m, default 10)
 #   WRK_TIMEOUT    wrk's per-request timeout; a timeout counts as an error (default 5s)
 #   READY_TIMEOUT  seconds to wait for each server, and for the gateway's first 200 (default 30)
@@ -100,6 +106,7 @@ READY_TIMEOUT=${READY_TIMEOUT:-}
 CONCORD_BIN=${CONCORD_BIN:-$REPO/target/release/concord}
 BENCH_BIN=${BENCH_BIN:-$REPO/target/release/concord-bench}
 FLOOR=${FLOOR:-1}
+SAME_HEADERS=${SAME_HEADERS:-0}
 INSTRUCTIONS=${INSTRUCTIONS:-0}
 IR_SECONDS=${IR_SECONDS:-5}
 IR_CONNS=${IR_CONNS:-20}
@@ -126,6 +133,9 @@ done
     die "DURATION, ROUNDS, CONNS and H2_STREAMS must be > 0"
 [[ $H2 == 0 || $H2 == 1 ]] || die "H2 must be 0 or 1, got '$H2'"
 [[ $FLOOR == 0 || $FLOOR == 1 ]] || die "FLOOR must be 0 or 1, got '$FLOOR'"
+[[ $SAME_HEADERS == 0 || $SAME_HEADERS == 1 ]] || die "SAME_HEADERS must be 0 or 1, got '$SAME_HEADERS'"
+# Its reports go apart from the bare comparison's.
+if [[ $SAME_HEADERS == 1 ]]; then BENCH_NAME=gateway-same-headers; fi
 [[ $INSTRUCTIONS == 0 || $INSTRUCTIONS == 1 ]] || die "INSTRUCTIONS must be 0 or 1, got '$INSTRUCTIONS'"
 ((IR_SECONDS > 0 && IR_CONNS > 0)) || die "IR_SECONDS and IR_CONNS must be > 0"
 
@@ -283,13 +293,25 @@ start_origin() {
 }
 
 start_nginx_proxy() {
-    local p1 p2 h2_server location
+    local p1 p2 h2_server location id_map="" same=""
     p1=$(free_port)
     p2=$(free_port)
+    if [[ $SAME_HEADERS == 1 ]]; then
+        # The client's X-Request-Id when it sent one, else nginx's random one.
+        id_map="    map \$http_x_request_id \$req_id {
+        default \$http_x_request_id;
+        \"\" \$request_id;
+    }"
+        same="
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto \$scheme;
+            proxy_set_header X-Request-Id \$req_id;
+            add_header X-Request-Id \$req_id always;"
+    fi
     location="        location / {
             proxy_pass http://origin;
             proxy_http_version 1.1;
-            proxy_set_header Connection \"\";
+            proxy_set_header Connection \"\";$same
         }"
     # h2c with prior knowledge on a plain port: `listen … http2` before 1.25.1, `http2 on`
     # from then on (the listen parameter is deprecated there).
@@ -299,7 +321,8 @@ start_nginx_proxy() {
     else
         h2_server="        listen 127.0.0.1:$p2 http2;"
     fi
-    start_nginx nginx "    upstream origin {
+    start_nginx nginx "$id_map
+    upstream origin {
         server 127.0.0.1:$ORIGIN_PORT;
         keepalive 64;
         keepalive_requests 1000000;
@@ -321,7 +344,15 @@ $location
 # ---- haproxy
 
 start_haproxy() {
-    local p1 p2 dir=$WORK/haproxy pid maxconn
+    local p1 p2 dir=$WORK/haproxy pid maxconn same=""
+    if [[ $SAME_HEADERS == 1 ]]; then
+        same="    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Request-Id %[uuid] unless { req.hdr(x-request-id) -m found }
+    http-request set-var(txn.rid) req.hdr(x-request-id)
+    http-response set-header X-Request-Id %[var(txn.rid)]
+"
+    fi
     # haproxy refuses to start when maxconn needs more descriptors than the limit allows
     # (two per proxied connection, plus some).
     maxconn=$((($(ulimit -n) - 100) / 2))
@@ -344,7 +375,7 @@ defaults
 frontend bench
     bind 127.0.0.1:$p1
     bind 127.0.0.1:$p2 proto h2
-    default_backend origin
+${same}    default_backend origin
 
 backend origin
     server o1 127.0.0.1:$ORIGIN_PORT
@@ -872,6 +903,10 @@ report() {
     echo
     echo "Reference figures from the issue, on this machine class: direct about 70k req/s, nginx proxy about 32k, haproxy about 31-33k. **Goal: Concord at or above both proxies in requests/s with p99 no worse.**"
     echo
+    if [[ $SAME_HEADERS == 1 ]]; then
+        echo "**Same header work (SAME_HEADERS=1):** nginx and haproxy here also append \`X-Forwarded-For\`, set \`X-Forwarded-Proto\`, pass on or generate \`X-Request-Id\` and echo it to the client, as the gateway does. This is not the issue's bare configuration; the verdicts below compare the three doing the same work."
+        echo
+    fi
     if [[ $FLOOR == 1 ]]; then
         echo "The hyper floor (\`concord-bench hyper-floor\`) is a yardstick, not a contender: a minimal proxy on hyper (server, one upstream hyper connection per client connection, same runtime and allocator as the gateway, nothing else). Its CPU per request is what hyper and tokio cost here; the gateway's excess over it is the gateway's own work. It is left out of the verdict."
         echo
