@@ -970,9 +970,32 @@ async fn streamed_bodies_go_through_chunked_both_ways() {
     assert_eq!(b.hits(), 2);
 }
 
+/// What a raw client reads until `done` holds for it, within 30 s; the
+/// connection closing first fails the test.
+async fn read_until(
+    io: &mut (impl tokio::io::AsyncRead + Unpin),
+    done: impl Fn(&str) -> bool,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done(&String::from_utf8_lossy(&got)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, io.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            other => panic!(
+                "no whole answer: {other:?} after {:?}",
+                String::from_utf8_lossy(&got)
+            ),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 #[tokio::test]
 async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let (_s, gw, b) = one_backend(
         "upload",
         "u1",
@@ -996,20 +1019,7 @@ async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal(
         }
         Ok::<_, std::io::Error>(())
     });
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !String::from_utf8_lossy(&answer).ends_with("too large") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, rx.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
-            other => panic!(
-                "no whole answer: {other:?} after {:?}",
-                String::from_utf8_lossy(&answer)
-            ),
-        }
-    }
-    let answer = String::from_utf8_lossy(&answer);
+    let answer = read_until(&mut rx, |got| got.ends_with("too large")).await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
     upload.abort();
     assert_eq!(b.hits(), 1);
@@ -1017,7 +1027,7 @@ async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal(
 
 #[tokio::test]
 async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let (_s, gw, b) = one_backend(
         "half",
         "h1",
@@ -1031,20 +1041,8 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
         .unwrap();
     // As `nc -N` does: nothing more to send, the answer still wanted.
     stream.shutdown().await.unwrap();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !String::from_utf8_lossy(&answer).contains("\"backend\":\"half\"") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => answer.extend_from_slice(&buf[..n]),
-            other => panic!(
-                "no whole answer: {other:?} after {:?}",
-                String::from_utf8_lossy(&answer)
-            ),
-        }
-    }
-    assert!(answer.starts_with(b"HTTP/1.1 200 "));
+    let answer = read_until(&mut stream, |got| got.contains("\"backend\":\"half\"")).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     assert_eq!(b.hits(), 1);
 }
 
