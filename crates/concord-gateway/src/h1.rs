@@ -32,16 +32,17 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use hyper::body::Body as _;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use crate::body::{Body, BoxError};
 use crate::socket;
 
 mod body;
+mod write;
 
 use body::Framed;
 pub use body::Framing;
+use write::{Written, body_length, encode_head, send_body, write_all};
 
 /// Largest response head (status line and fields) accepted.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -160,7 +161,22 @@ impl Conn {
     /// A request without `Host` goes with `host` (the endpoint's address).
     pub async fn exchange(&mut self, req: &mut Request<Body>, host: &str) -> Result<Head, Failed> {
         let mut sent = false;
-        let upgrading = match self.write_request(req, host, &mut sent).await {
+        let written = match self.write_head(req, host, &mut sent).await {
+            Ok(Written::Whole { upgrading }) => Ok(upgrading),
+            // An upgrade's body (rare) goes whole before its 101 is read.
+            Ok(Written::Head { upgrading: true }) => {
+                self.write_body(req, &mut sent).await.map(|()| true)
+            }
+            Ok(Written::Head { upgrading: false }) => {
+                match self.write_body_watching(req, &mut sent).await {
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) => Ok(false),
+                    Err(error) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        };
+        let upgrading = match written {
             Ok(upgrading) => upgrading,
             Err(Error::Io(error)) if sent => return self.early_answer(req.method(), error).await,
             Err(error) => return Err(Failed { error, sent }),
@@ -190,190 +206,90 @@ impl Conn {
         }
     }
 
-    /// Writes the request; says whether it asks for an upgrade.
-    async fn write_request(
+    /// Writes the request head, with the body when that is whole and
+    /// small; says what is left to write.
+    async fn write_head(
         &mut self,
         req: &mut Request<Body>,
         host: &str,
         sent: &mut bool,
-    ) -> Result<bool, Error> {
-        let length = match req.body() {
-            body if body.is_end_stream() => Some(0),
-            body => body.size_hint().exact(),
-        };
-        let upgrading = encode_head(&mut self.out, req, length, host);
-        let inline = match req.body() {
+    ) -> Result<Written, Error> {
+        let upgrading = encode_head(&mut self.out, req, body_length(req.body()), host);
+        let whole = match req.body() {
+            Body::Full(None) => true,
             Body::Full(Some(bytes)) if bytes.len() <= COALESCE => {
                 self.out.extend_from_slice(bytes);
                 true
             }
-            _ => false,
+            body => body.is_end_stream(),
         };
         write_all(&mut self.io, &self.out, sent).await?;
-        if inline {
-            return Ok(upgrading);
-        }
-        match req.body_mut() {
-            Body::Full(None) => {}
-            Body::Full(Some(bytes)) => write_all(&mut self.io, bytes, sent).await?,
-            body @ Body::Stream(_) => {
-                let body = std::mem::replace(body, crate::body::empty());
-                self.stream_body(body, length, sent).await?;
-            }
-        }
-        Ok(upgrading)
+        Ok(if whole {
+            Written::Whole { upgrading }
+        } else {
+            Written::Head { upgrading }
+        })
     }
 
-    /// Forwards a streamed body: chunked when its length is unknown, else
-    /// exactly as long as it said it would be.
-    async fn stream_body(
+    /// Writes the body [`Conn::write_head`] left.
+    async fn write_body(&mut self, req: &mut Request<Body>, sent: &mut bool) -> Result<(), Error> {
+        let (_, mut writer) = self.io.split();
+        send_body(&mut writer, &mut self.out, req, sent).await
+    }
+
+    /// Writes the body [`Conn::write_head`] left while watching for an
+    /// answer that comes before it ends.
+    ///
+    /// An endpoint may answer an upload it will not take (a `413`, a
+    /// redirect) and then neither read nor close: waiting for the body to
+    /// go would hold the request until its timeout. Such an answer, any
+    /// final status but 2xx, is the response at once, and the connection
+    /// ends with it. A 2xx this early comes from an endpoint that answers
+    /// as it reads, so the body still goes whole. Anything else the read
+    /// finds stops nothing: the read after the write meets it again.
+    async fn write_body_watching(
         &mut self,
-        mut body: Body,
-        length: Option<u64>,
+        req: &mut Request<Body>,
         sent: &mut bool,
-    ) -> Result<(), Error> {
-        let mut left = length;
-        let mut trailers = None;
-        while let Some(frame) =
-            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
-        {
-            let frame = frame.map_err(Error::RequestBody)?;
-            let data = match frame.into_data() {
-                Ok(data) => data,
-                Err(frame) => {
-                    trailers = frame.into_trailers().ok();
-                    continue;
+    ) -> Result<Option<Head>, Error> {
+        let method = req.method().clone();
+        let Conn {
+            io,
+            buf,
+            out,
+            fields,
+        } = self;
+        let (reader, mut writer) = io.split();
+        let write = send_body(&mut writer, out, req, sent);
+        let watch = read_head(reader.as_ref(), buf, fields, &method, false);
+        tokio::pin!(write, watch);
+        tokio::select! {
+            biased;
+            written = &mut write => written.map(|()| None),
+            answer = &mut watch => match answer {
+                Ok(mut head) if !head.response.status().is_success() => {
+                    head.keep_alive = false;
+                    Ok(Some(head))
                 }
-            };
-            if data.is_empty() {
-                continue;
-            }
-            match &mut left {
-                Some(left) => {
-                    *left = left.checked_sub(data.len() as u64).ok_or_else(|| {
-                        Error::RequestBody("the body is longer than its Content-Length".into())
-                    })?;
-                    write_all(&mut self.io, &data, sent).await?;
-                }
-                None => {
-                    self.out.clear();
-                    self.out
-                        .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                    let small = data.len() <= COALESCE;
-                    if small {
-                        self.out.extend_from_slice(&data);
-                        self.out.extend_from_slice(b"\r\n");
+                Ok(mut head) => {
+                    if write.await.is_err() {
+                        head.keep_alive = false;
                     }
-                    write_all(&mut self.io, &self.out, sent).await?;
-                    if !small {
-                        write_all(&mut self.io, &data, sent).await?;
-                        write_all(&mut self.io, b"\r\n", sent).await?;
-                    }
+                    Ok(Some(head))
                 }
-            }
-        }
-        match left {
-            Some(0) => Ok(()),
-            Some(_) => Err(Error::RequestBody(
-                "the body ended before its Content-Length".into(),
-            )),
-            None => {
-                self.out.clear();
-                self.out.extend_from_slice(b"0\r\n");
-                for (name, value) in trailers.iter().flatten() {
-                    push_field(&mut self.out, name, value);
-                }
-                self.out.extend_from_slice(b"\r\n");
-                Ok(write_all(&mut self.io, &self.out, sent).await?)
-            }
+                Err(_) => write.await.map(|()| None),
+            },
         }
     }
 
     /// Reads until a final response head, skipping interim ones.
     async fn read_head(&mut self, method: &Method, upgrading: bool) -> Result<Head, Error> {
-        loop {
-            if let Some(head) = self.parse_head(method, upgrading)? {
-                return Ok(head);
-            }
-            if self.buf.len() >= MAX_HEAD {
-                return Err(Error::Invalid("response head too large"));
-            }
-            if std::future::poll_fn(|cx| self.poll_fill(cx)).await? == 0 {
-                return Err(Error::Closed);
-            }
-        }
+        read_head(&self.io, &mut self.buf, &mut self.fields, method, upgrading).await
     }
 
-    /// A final response head from the buffer, or `None` when more bytes are
-    /// needed (an interim head is consumed on the way).
-    fn parse_head(&mut self, method: &Method, upgrading: bool) -> Result<Option<Head>, Error> {
-        loop {
-            if self.buf.is_empty() {
-                return Ok(None);
-            }
-            let Some((len, status, version)) = parse(&self.buf, &mut self.fields)? else {
-                return Ok(None);
-            };
-            let head = self.buf.split_to(len).freeze();
-            if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
-                continue;
-            }
-            let mut headers = HeaderMap::with_capacity(self.fields.len());
-            let mut framed = Framed::default();
-            let mut connection = Connection::default();
-            for f in &self.fields {
-                let raw = &head[f.name()];
-                let value = || {
-                    HeaderValue::from_maybe_shared(head.slice(f.value()))
-                        .map_err(|_| Error::Invalid("bad header value"))
-                };
-                let name = match classify(raw) {
-                    Kind::ContentLength => {
-                        framed.content_length(&head[f.value()]);
-                        header::CONTENT_LENGTH
-                    }
-                    Kind::TransferEncoding => {
-                        framed.transfer_encoding(&head[f.value()]);
-                        continue;
-                    }
-                    Kind::Connection => {
-                        if connection.read(&head[f.value()]) {
-                            continue;
-                        }
-                        header::CONNECTION
-                    }
-                    Kind::KeepAlive => continue,
-                    Kind::Other => name_of(raw)?,
-                };
-                headers.append(name, value()?);
-            }
-            if status == StatusCode::SWITCHING_PROTOCOLS && !upgrading {
-                return Err(Error::Invalid("101 to a request that asked no upgrade"));
-            }
-            let (framing, framed_for_reuse) = body::framing(method, status, &framed)?;
-            let keep_alive = framed_for_reuse && connection.persists(version);
-            let mut response = Response::new(());
-            *response.status_mut() = status;
-            *response.version_mut() = version;
-            *response.headers_mut() = headers;
-            return Ok(Some(Head {
-                response,
-                framing,
-                keep_alive,
-            }));
-        }
-    }
-
-    /// Reads what the socket has into the buffer; `0` at its end. A read
-    /// that leaves room drops the socket's readable flag
-    /// ([`crate::socket`]), so an idle connection is checked without a read.
+    /// Reads what the socket has into the buffer; `0` at its end.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        if self.buf.capacity() - self.buf.len() < MIN_READ {
-            self.buf.reserve(READ_CHUNK);
-        }
-        let room = self.buf.capacity() - self.buf.len();
-        let (io, buf) = (&self.io, &mut self.buf);
-        socket::poll_read_with(io, cx, room, || io.try_read_buf(buf))
+        poll_fill(&self.io, &mut self.buf, cx)
     }
 
     /// The socket and the bytes read past the `101` head, for the tunnel.
@@ -415,6 +331,103 @@ impl Field {
     fn value(self) -> std::ops::Range<usize> {
         self.value.0 as usize..self.value.1 as usize
     }
+}
+
+/// Reads until a final response head, skipping interim ones.
+async fn read_head(
+    io: &TcpStream,
+    buf: &mut BytesMut,
+    fields: &mut Vec<Field>,
+    method: &Method,
+    upgrading: bool,
+) -> Result<Head, Error> {
+    loop {
+        if let Some(head) = parse_head(buf, fields, method, upgrading)? {
+            return Ok(head);
+        }
+        if buf.len() >= MAX_HEAD {
+            return Err(Error::Invalid("response head too large"));
+        }
+        if std::future::poll_fn(|cx| poll_fill(io, buf, cx)).await? == 0 {
+            return Err(Error::Closed);
+        }
+    }
+}
+
+/// A final response head from the buffer, or `None` when more bytes are
+/// needed (an interim head is consumed on the way).
+fn parse_head(
+    buf: &mut BytesMut,
+    fields: &mut Vec<Field>,
+    method: &Method,
+    upgrading: bool,
+) -> Result<Option<Head>, Error> {
+    loop {
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let Some((len, status, version)) = parse(buf, fields)? else {
+            return Ok(None);
+        };
+        let head = buf.split_to(len).freeze();
+        if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            continue;
+        }
+        let mut headers = HeaderMap::with_capacity(fields.len());
+        let mut framed = Framed::default();
+        let mut connection = Connection::default();
+        for f in fields.iter() {
+            let raw = &head[f.name()];
+            let value = || {
+                HeaderValue::from_maybe_shared(head.slice(f.value()))
+                    .map_err(|_| Error::Invalid("bad header value"))
+            };
+            let name = match classify(raw) {
+                Kind::ContentLength => {
+                    framed.content_length(&head[f.value()]);
+                    header::CONTENT_LENGTH
+                }
+                Kind::TransferEncoding => {
+                    framed.transfer_encoding(&head[f.value()]);
+                    continue;
+                }
+                Kind::Connection => {
+                    if connection.read(&head[f.value()]) {
+                        continue;
+                    }
+                    header::CONNECTION
+                }
+                Kind::KeepAlive => continue,
+                Kind::Other => name_of(raw)?,
+            };
+            headers.append(name, value()?);
+        }
+        if status == StatusCode::SWITCHING_PROTOCOLS && !upgrading {
+            return Err(Error::Invalid("101 to a request that asked no upgrade"));
+        }
+        let (framing, framed_for_reuse) = body::framing(method, status, &framed)?;
+        let keep_alive = framed_for_reuse && connection.persists(version);
+        let mut response = Response::new(());
+        *response.status_mut() = status;
+        *response.version_mut() = version;
+        *response.headers_mut() = headers;
+        return Ok(Some(Head {
+            response,
+            framing,
+            keep_alive,
+        }));
+    }
+}
+
+/// Reads what the socket has into the buffer; `0` at its end. A read
+/// that leaves room drops the socket's readable flag
+/// ([`crate::socket`]), so an idle connection is checked without a read.
+fn poll_fill(io: &TcpStream, buf: &mut BytesMut, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    if buf.capacity() - buf.len() < MIN_READ {
+        buf.reserve(READ_CHUNK);
+    }
+    let room = buf.capacity() - buf.len();
+    socket::poll_read_with(io, cx, room, || io.try_read_buf(buf))
 }
 
 /// A parsed head: its length, status and version.
@@ -542,85 +555,6 @@ fn name_of(raw: &[u8]) -> Result<HeaderName, Error> {
         Some(name) => Ok(name),
         None => HeaderName::from_bytes(raw).map_err(|_| Error::Invalid("bad header name")),
     }
-}
-
-/// The request line and fields into `out`; says whether the request asks
-/// for an upgrade. `Content-Length` and `Transfer-Encoding` follow the body
-/// (`length`, `None` for unknown); an empty body gets `Content-Length: 0`
-/// only where a body is expected. Without a `Host` field, `host` is sent
-/// (when it is a plausible one).
-fn encode_head(out: &mut Vec<u8>, req: &Request<Body>, length: Option<u64>, host: &str) -> bool {
-    out.clear();
-    out.extend_from_slice(req.method().as_str().as_bytes());
-    out.push(b' ');
-    let target = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    let (mut had_length, mut had_host, mut upgrading) = (false, false, false);
-    for (name, value) in req.headers() {
-        if name == header::CONTENT_LENGTH {
-            had_length = true;
-            continue;
-        }
-        if name == header::TRANSFER_ENCODING {
-            continue;
-        }
-        had_host |= name == header::HOST;
-        upgrading |= name == header::UPGRADE;
-        push_field(out, name, value);
-    }
-    if !had_host && !host.is_empty() && host.bytes().all(|b| b.is_ascii_graphic()) {
-        out.extend_from_slice(b"host: ");
-        out.extend_from_slice(host.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    match length {
-        None => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Some(0)
-            if !had_length
-                && !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) => {}
-        Some(n) => {
-            out.extend_from_slice(b"content-length: ");
-            push_decimal(out, n);
-            out.extend_from_slice(b"\r\n");
-        }
-    }
-    out.extend_from_slice(b"\r\n");
-    upgrading
-}
-
-fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// Writes all of `buf`; `sent` turns true once any byte has left.
-async fn write_all(io: &mut TcpStream, mut buf: &[u8], sent: &mut bool) -> io::Result<()> {
-    while !buf.is_empty() {
-        let n = io.write(buf).await?;
-        if n == 0 {
-            return Err(io::ErrorKind::WriteZero.into());
-        }
-        *sent = true;
-        buf = &buf[n..];
-    }
-    Ok(())
 }
 
 #[cfg(test)]

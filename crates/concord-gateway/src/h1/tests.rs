@@ -6,6 +6,7 @@ use tokio::net::TcpListener;
 use hyper::body::Frame;
 
 use super::body::{Chunk, Framed};
+use super::write::{push_decimal, stream_body};
 use super::*;
 use crate::body::{boxed, empty, full};
 
@@ -220,7 +221,14 @@ async fn a_streamed_body_longer_or_shorter_than_it_said_fails() {
                 .collect::<Vec<_>>(),
         ));
         let mut sent = false;
-        let result = conn.stream_body(boxed(body), Some(says), &mut sent).await;
+        let result = stream_body(
+            &mut conn.io,
+            &mut conn.out,
+            boxed(body),
+            Some(says),
+            &mut sent,
+        )
+        .await;
         assert!(matches!(result, Err(Error::RequestBody(_))), "{chunks:?}");
     }
 }
@@ -709,4 +717,63 @@ async fn a_reset_upload_without_an_answer_fails_as_sent() {
     let failed = result.expect_err("nothing to answer with");
     assert!(failed.sent);
     assert!(matches!(failed.error, Error::Io(_)), "{:?}", failed.error);
+}
+
+#[tokio::test]
+async fn a_refusal_from_an_endpoint_that_neither_reads_nor_closes_comes_at_once() {
+    let (mut conn, mut server) = pair().await;
+    let mut req = request(Method::POST, large_upload());
+    let refuse = async {
+        received(&mut server, head_done).await;
+        server
+            .write_all(b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 4\r\n\r\nbig!")
+            .await
+            .unwrap();
+    };
+    let (result, ()) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(30), conn.exchange(&mut req, "svc")),
+        refuse
+    );
+    let head = result
+        .expect("the answer while the socket stays open")
+        .expect("the endpoint's answer");
+    assert_eq!(head.response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(!head.keep_alive, "the request was cut short");
+    assert_eq!(body_of(&mut conn, head.framing).await.unwrap().0, "big!");
+    drop(server);
+}
+
+#[tokio::test]
+async fn a_success_before_the_upload_ends_still_gets_the_whole_body() {
+    let (mut conn, mut server) = pair().await;
+    let mut req = request(Method::POST, large_upload());
+    // Answers at once, then reads the chunked body to its last chunk.
+    let answer_then_read = async {
+        let head = received(&mut server, head_done).await;
+        server
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+            .await
+            .unwrap();
+        let mut tail = head.into_bytes();
+        let mut total = tail.len();
+        let mut buf = vec![0u8; 64 * 1024];
+        while !tail.ends_with(b"\r\n0\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(30), server.read(&mut buf))
+                .await
+                .expect("the body in time")
+                .unwrap();
+            assert!(n > 0, "closed after {total} bytes");
+            total += n;
+            tail.extend_from_slice(&buf[..n]);
+            let keep = tail.len().saturating_sub(16);
+            tail.drain(..keep);
+        }
+        total
+    };
+    let (result, total) = tokio::join!(conn.exchange(&mut req, "svc"), answer_then_read);
+    let head = result.expect("the endpoint's answer");
+    assert_eq!(head.response.status(), StatusCode::OK);
+    assert!(head.keep_alive, "the body went whole");
+    assert!(total > 64 << 20, "the whole body arrived: {total} bytes");
+    assert_eq!(body_of(&mut conn, head.framing).await.unwrap().0, "ok");
 }

@@ -317,11 +317,15 @@ async fn register(
     tags: &[&str],
     weight: u32,
 ) {
+    register_port(s, service, id, backend.addr.port(), tags, weight).await;
+}
+
+/// Registers whatever listens on 127.0.0.1:`port` as instance `id` of `service`.
+async fn register_port(s: &Server, service: &str, id: &str, port: u16, tags: &[&str], weight: u32) {
     let (st, _, b) = call(
         Method::PUT,
         &s.url(&format!("/v1/services/{service}/instances/{id}")),
-        Some(json!({"address": "127.0.0.1", "port": backend.addr.port(),
-                    "tags": tags, "weight": weight})),
+        Some(json!({"address": "127.0.0.1", "port": port, "tags": tags, "weight": weight})),
     )
     .await;
     assert_eq!(st, 200, "register {id}: {b}");
@@ -1023,6 +1027,57 @@ async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal(
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
     upload.abort();
     assert_eq!(b.hits(), 1);
+}
+
+#[tokio::test]
+async fn an_endpoint_that_refuses_an_upload_and_keeps_the_connection_is_answered_at_once() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::dev().await;
+    let gw = Gateway::start(&s);
+    // A raw endpoint: it reads a request head, answers 413, and then
+    // neither reads the body nor closes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let endpoint = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        loop {
+            let (mut io, _) = listener.accept().await.unwrap();
+            read_until(&mut io, |got| got.contains("\r\n\r\n")).await;
+            io.write_all(b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 9\r\n\r\ntoo large")
+                .await
+                .unwrap();
+            kept.push(io);
+        }
+    });
+    register_port(&s, "hold", "h1", port, &[], 100).await;
+    // Timeouts far beyond read_until's 30 s: only the answer itself can
+    // end the wait in time.
+    route(
+        &s,
+        &gw,
+        "hold",
+        json!({"match": {"path_prefix": "/hold"}, "service": "hold",
+               "timeouts": {"per_try_ms": 120_000, "total_ms": 240_000}}),
+    )
+    .await;
+    gw.wait_endpoints("hold", &[], 1).await;
+
+    const SIZE: usize = 64 << 20;
+    let stream = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
+    let (mut rx, mut tx) = stream.into_split();
+    let upload = tokio::spawn(async move {
+        let head = format!("POST /hold HTTP/1.1\r\nhost: gw\r\ncontent-length: {SIZE}\r\n\r\n");
+        tx.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'u'; 64 * 1024];
+        for _ in 0..SIZE / chunk.len() {
+            tx.write_all(&chunk).await?;
+        }
+        Ok::<_, std::io::Error>(())
+    });
+    let answer = read_until(&mut rx, |got| got.ends_with("too large")).await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    upload.abort();
+    endpoint.abort();
 }
 
 #[tokio::test]
