@@ -999,7 +999,6 @@ async fn read_until(
 
 #[tokio::test]
 async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal() {
-    use tokio::io::AsyncWriteExt;
     let (_s, gw, b) = one_backend(
         "upload",
         "u1",
@@ -1007,25 +1006,9 @@ async fn an_endpoint_that_refuses_an_upload_midway_is_answered_with_its_refusal(
     )
     .await;
 
-    // A raw client, so that what the gateway answers is seen whatever
-    // happens to the upload: 64 MiB announced, sent until the gateway
-    // stops taking it.
-    const SIZE: usize = 64 << 20;
-    let stream = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
-    let (mut rx, mut tx) = stream.into_split();
-    let upload = tokio::spawn(async move {
-        let head =
-            format!("POST /too-large HTTP/1.1\r\nhost: gw\r\ncontent-length: {SIZE}\r\n\r\n");
-        tx.write_all(head.as_bytes()).await?;
-        let chunk = vec![b'u'; 64 * 1024];
-        for _ in 0..SIZE / chunk.len() {
-            tx.write_all(&chunk).await?;
-        }
-        Ok::<_, std::io::Error>(())
-    });
-    let answer = read_until(&mut rx, |got| got.ends_with("too large")).await;
+    let answer = answer_to_large_upload(&gw, "/too-large").await;
     assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
-    upload.abort();
+    assert!(answer.ends_with("too large"), "{answer}");
     assert_eq!(b.hits(), 1);
 }
 
@@ -1062,11 +1045,23 @@ async fn an_endpoint_that_refuses_an_upload_and_keeps_the_connection_is_answered
     .await;
     gw.wait_endpoints("hold", &[], 1).await;
 
+    let answer = answer_to_large_upload(&gw, "/hold").await;
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    assert!(answer.ends_with("too large"), "{answer}");
+    endpoint.abort();
+}
+
+/// What the gateway answers a raw client that POSTs 64 MiB to `path`,
+/// sending until the gateway stops taking it; read until the body
+/// `too large` ends it (within read_until's 30 s). Raw, so that the answer
+/// is seen whatever happens to the upload.
+async fn answer_to_large_upload(gw: &Gateway, path: &str) -> String {
+    use tokio::io::AsyncWriteExt;
     const SIZE: usize = 64 << 20;
     let stream = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
     let (mut rx, mut tx) = stream.into_split();
+    let head = format!("POST {path} HTTP/1.1\r\nhost: gw\r\ncontent-length: {SIZE}\r\n\r\n");
     let upload = tokio::spawn(async move {
-        let head = format!("POST /hold HTTP/1.1\r\nhost: gw\r\ncontent-length: {SIZE}\r\n\r\n");
         tx.write_all(head.as_bytes()).await?;
         let chunk = vec![b'u'; 64 * 1024];
         for _ in 0..SIZE / chunk.len() {
@@ -1075,9 +1070,8 @@ async fn an_endpoint_that_refuses_an_upload_and_keeps_the_connection_is_answered
         Ok::<_, std::io::Error>(())
     });
     let answer = read_until(&mut rx, |got| got.ends_with("too large")).await;
-    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
     upload.abort();
-    endpoint.abort();
+    answer
 }
 
 #[tokio::test]
