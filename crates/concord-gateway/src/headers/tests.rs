@@ -143,6 +143,16 @@ fn request_ids_pass_through_or_are_made() {
 }
 
 #[test]
+fn request_ids_are_never_indexed_by_hpack() {
+    for mut headers in [map(&[("x-request-id", "abc-123")]), HeaderMap::new()] {
+        let id = request_id(&mut headers);
+        assert!(id.is_sensitive(), "the id returned, for the response");
+        let sent = headers.get(&X_REQUEST_ID).unwrap();
+        assert!(sent.is_sensitive(), "the id that goes upstream");
+    }
+}
+
+#[test]
 fn rules_remove_then_add_replacing() {
     let spec = Spec {
         add: [("x-from".to_owned(), "gw".to_owned())].into(),
