@@ -121,32 +121,41 @@ impl Http1Pool {
     /// [`send`](Self::send), but when no connection could be made the
     /// request comes back with the error, as it was given, so it can go to
     /// another endpoint without having been copied first.
-    pub async fn try_send(
+    ///
+    /// Not an `async fn`: one keeps its by-value arguments twice in its
+    /// future, and the request is 264 bytes.
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would store its by-value arguments twice in its future"
+    )]
+    pub fn try_send(
         &self,
         addr: &str,
         mut req: Request<Body>,
         connect_timeout: Duration,
-    ) -> Result<Response<Body>, (SendError, Option<Request<Body>>)> {
-        let stack = self.inner.stack(addr);
-        while let Some(mut conn) = self.checkout(&stack) {
-            match conn.exchange(&mut req, addr).await {
-                Ok(head) => return Ok(track(stack, conn, head)),
-                // Not a byte was written: the connection had closed under
-                // us. Any request may go again.
-                Err(h1::Failed { sent: false, .. }) => {}
-                Err(h1::Failed { error, .. }) => return Err((SendError::Lost(error), None)),
+    ) -> impl Future<Output = Result<Response<Body>, (SendError, Option<Request<Body>>)>> {
+        async move {
+            let stack = self.inner.stack(addr);
+            while let Some(mut conn) = self.checkout(&stack) {
+                match conn.exchange(&mut req, addr).await {
+                    Ok(head) => return Ok(track(stack, conn, head)),
+                    // Not a byte was written: the connection had closed under
+                    // us. Any request may go again.
+                    Err(h1::Failed { sent: false, .. }) => {}
+                    Err(h1::Failed { error, .. }) => return Err((SendError::Lost(error), None)),
+                }
             }
-        }
-        // Boxed: connecting is rare and its future is large; inline, it
-        // would make every request's future (moved on each call) that much
-        // bigger.
-        let mut conn = match Box::pin(self.connect(addr, connect_timeout)).await {
-            Ok(conn) => conn,
-            Err(e) => return Err((e, Some(req))),
-        };
-        match conn.exchange(&mut req, addr).await {
-            Ok(head) => Ok(track(stack, conn, head)),
-            Err(failed) => Err((SendError::Lost(failed.error), None)),
+            // Boxed: connecting is rare and its future is large; inline, it
+            // would make every request's future (moved on each call) that much
+            // bigger.
+            let mut conn = match Box::pin(self.connect(addr, connect_timeout)).await {
+                Ok(conn) => conn,
+                Err(e) => return Err((e, Some(req))),
+            };
+            match conn.exchange(&mut req, addr).await {
+                Ok(head) => Ok(track(stack, conn, head)),
+                Err(failed) => Err((SendError::Lost(failed.error), None)),
+            }
         }
     }
 
